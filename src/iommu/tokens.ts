@@ -1,0 +1,2 @@
+/** Injection tokens of the IOMMU layer. */
+export const IommuOptions = Symbol.for("iommu.IommuOptions");

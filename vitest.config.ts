@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  // Vite 8 compiles with Oxc: legacy decorators must be switched on here, whatever tsconfig includes.
+  oxc: { decorator: { legacy: true, emitDecoratorMetadata: true } },
+  test: {
+    include: ["test/**/*.test.ts"],
+    environment: "node",
+    setupFiles: ["reflect-metadata"],
+    testTimeout: 60_000,
+    pool: "forks",
+  },
+});
