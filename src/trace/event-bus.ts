@@ -23,7 +23,7 @@ export class EventBus {
   }
 
   emit<K extends MachineEventName>(name: K, ...args: MachineEventArgs<K>): void {
-    this.#emitter.emit(name, ...args);
+    this.#emitter.emit(name, ...(args as unknown[]));
   }
 
   /** True when someone listens: lets hot paths skip building a payload nobody reads. */
