@@ -2,6 +2,7 @@
  * The one options object a Machine is built from, and its resolution into each layer's options.
  * Bad values are rejected here with a clear PlatformError, before any layer is built.
  */
+import type { HalOptions } from "../hal/hal-options.js";
 import type { IommuOptions, IommuUnitOptions } from "../iommu/iommu-options.js";
 import { GiB, MiB, PAGE_SIZE, TiB } from "../platform/page.js";
 import { PlatformError } from "../platform/platform-error.js";
@@ -25,12 +26,15 @@ export interface MachineOptions {
   /** false: CPU caches are not snooped by DMA, flushes become mandatory (default true). */
   readonly coherent?: boolean;
   readonly seed?: number;
+  /** Bounce pages per reach class when not remapping (default 512: 2 MiB below 16 MiB and below 4 GiB). */
+  readonly mapRegisterPoolPages?: number;
 }
 
 export interface ResolvedMachineOptions {
   readonly remapping: RemappingMode;
   readonly platform: PlatformOptions;
   readonly iommu: IommuOptions;
+  readonly hal: HalOptions;
 }
 
 const FOUR_GIB = 4 * GiB;
@@ -52,6 +56,10 @@ export function resolveMachineOptions(options: MachineOptions = {}): ResolvedMac
   if (!REMAPPING_MODES.includes(remapping)) {
     throw new PlatformError("out-of-range", `remapping mode ${String(remapping)} is not one of ${REMAPPING_MODES.join(", ")}`);
   }
+  const mapRegisterPoolPages = options.mapRegisterPoolPages ?? 512;
+  if (!Number.isSafeInteger(mapRegisterPoolPages) || mapRegisterPoolPages < 1 || mapRegisterPoolPages > 1024) {
+    throw new PlatformError("out-of-range", `map register pool ${String(mapRegisterPoolPages)} must be 1..1024 pages`);
+  }
   const seed = options.seed ?? 1;
   if (!Number.isSafeInteger(seed)) throw new PlatformError("out-of-range", `seed ${String(seed)} must be an integer`);
   const ramRanges: RamRange[] =
@@ -69,6 +77,12 @@ export function resolveMachineOptions(options: MachineOptions = {}): ResolvedMac
       units: options.iommuUnits ?? [{ name: "dmar0", requesters: "rest" }],
       iotlbEntries: options.iotlbEntries ?? 64,
       faultRecords: options.faultRecords ?? 8,
+    },
+    hal: {
+      remapping,
+      mapRegisterPoolPages,
+      flushQueueEntries: 256,
+      flushQueueTimeoutNs: 10_000_000,
     },
   };
 }

@@ -1,5 +1,8 @@
 import "reflect-metadata";
 import { Container, type ContainerModule, type ServiceIdentifier } from "inversify";
+import ddiModule from "../ddi/ddi-module.js";
+import halModule from "../hal/hal-module.js";
+import { HalOptions } from "../hal/tokens.js";
 import { Iommu } from "../iommu/iommu.js";
 import iommuModule from "../iommu/iommu-module.js";
 import { IommuOptions } from "../iommu/tokens.js";
@@ -17,8 +20,8 @@ import { MachineOptionsToken } from "./tokens.js";
 
 /**
  * A simulated computer: one inversify container built from one options object. Each layer
- * contributes a ContainerModule; `extraModules` (HAL, verifier, drivers, test doubles) load after
- * the built-in ones and may rebind their seams.
+ * contributes a ContainerModule; `extraModules` (verifier, drivers, test doubles) load after the
+ * built-in ones and may rebind their seams.
  */
 export class Machine {
   readonly options: ResolvedMachineOptions;
@@ -30,7 +33,8 @@ export class Machine {
     this.container.bind(MachineOptionsToken).toConstantValue(this.options);
     this.container.bind(PlatformOptions).toConstantValue(this.options.platform);
     this.container.bind(IommuOptions).toConstantValue(this.options.iommu);
-    this.container.load(traceModule, platformModule, iommuModule, ...extraModules);
+    this.container.bind(HalOptions).toConstantValue(this.options.hal);
+    this.container.load(traceModule, platformModule, iommuModule, halModule, ddiModule, ...extraModules);
   }
 
   get<T>(id: ServiceIdentifier<T>): T {

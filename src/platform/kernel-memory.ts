@@ -1,0 +1,389 @@
+/**
+ * Kernel virtual memory: the nonpaged pool, contiguous memory and system mappings of locked
+ * pages, each a run of 4 KiB pages mapped to (usually scattered) frames.
+ *
+ * Layout. Kernel addresses live in the canonical upper half of the 48-bit x86-64 address space,
+ * [0xFFFF_8000_0000_0000, 2^64). They are kept here WITHOUT the sign extension, as
+ * [0x8000_0000_0000, 0x1_0000_0000_0000), so they stay exact doubles; user addresses are below
+ * 0x8000_0000_0000, as on Windows.
+ *
+ *   0x8000_0000_0000  nonpaged pool and contiguous memory (ExAllocatePool, MmAllocateContiguousMemory)
+ *   0xC000_0000_0000  system PTEs: mappings of MDL pages (MmMapLockedPagesSpecifyCache)
+ *
+ * Virtual addresses are handed out upwards and never reused, with an unmapped guard page after
+ * every mapping, so a stale pointer or an overrun faults ("not-mapped") instead of silently
+ * reaching someone else's memory. Small allocations (below 2 KiB, rounded up to a power-of-two
+ * class) are carved from shared pool pages, as the Windows small pool does, so two of them can
+ * share a physical page: the frames of those pages belong to the "nonpaged-pool" owner.
+ */
+import { inject, injectable } from "inversify";
+import { CpuMemory } from "./cpu-memory.js";
+import { FrameAllocator } from "./frame-allocator.js";
+import { checkAddress, checkLength, formatAddress, PAGE_SIZE } from "./page.js";
+import { PlatformError } from "./platform-error.js";
+
+export const KERNEL_SPACE_START = 0x8000_0000_0000;
+export const KERNEL_SPACE_END = 0x1_0000_0000_0000;
+export const NONPAGED_POOL_START = KERNEL_SPACE_START;
+export const SYSTEM_PTE_START = 0xc000_0000_0000;
+/** Largest small-pool class; larger allocations get pages of their own. */
+export const SMALL_POOL_MAX = 2048;
+const SMALL_POOL_MIN = 16;
+/** Largest single allocation (1 TiB): keeps page counts far from overflow. */
+const MAX_ALLOCATION = 2 ** 40;
+
+export type KernelAllocationKind = "pool" | "small-pool" | "contiguous" | "system-mapping";
+
+/** What lives at a kernel address (WinDbg's !pool, in short). */
+export interface KernelAllocation {
+  readonly va: number;
+  /** Bytes asked for. */
+  readonly size: number;
+  readonly owner: number;
+  readonly tag: string;
+  readonly kind: KernelAllocationKind;
+  /** Frames of the pages the allocation spans, in VA order. */
+  readonly pfns: readonly number[];
+}
+
+export interface PoolRequest {
+  readonly owner: number;
+  /** Four-character pool tag, as ExAllocatePoolWithTag takes. */
+  readonly tag?: string;
+}
+
+export interface ContiguousRequest {
+  readonly owner: number;
+  /** Inclusive highest acceptable physical address (MmAllocateContiguousMemory's HighestAcceptableAddress). */
+  readonly maxAddress: number;
+  readonly minAddress?: number;
+  /** Run alignment in frames (BoundaryAddressMultiple-style), default 1. */
+  readonly alignmentFrames?: number;
+  readonly tag?: string;
+}
+
+/** A run of mapped pages. */
+interface Mapping {
+  readonly va: number;
+  readonly pfns: readonly number[];
+  /** The allocation that owns the pages; a shared small-pool page has none. */
+  readonly allocation: KernelAllocation | undefined;
+}
+
+/** A small-pool page cut into equal slots. */
+interface SmallPoolPage {
+  readonly va: number;
+  readonly pfn: number;
+  readonly slotSize: number;
+  readonly slots: (KernelAllocation | undefined)[];
+  used: number;
+}
+
+@injectable()
+export class KernelMemory {
+  readonly #frames: FrameAllocator;
+  readonly #cpu: CpuMemory;
+  readonly #poolOwner: number;
+  /** Sorted by VA (VAs only grow, so appends keep the order). */
+  readonly #mappings: Mapping[] = [];
+  readonly #allocations = new Map<number, KernelAllocation>();
+  readonly #smallPages = new Map<number, SmallPoolPage[]>();
+  /** Small-pool pages by the VA of their page. */
+  readonly #smallPageAt = new Map<number, SmallPoolPage>();
+  readonly #released = new Set<number>();
+  #nextPoolVa = NONPAGED_POOL_START;
+  #nextSystemVa = SYSTEM_PTE_START;
+
+  constructor(@inject(FrameAllocator) frames: FrameAllocator, @inject(CpuMemory) cpu: CpuMemory) {
+    this.#frames = frames;
+    this.#cpu = cpu;
+    this.#poolOwner = frames.registerOwner("nonpaged-pool");
+  }
+
+  /** The frame owner of shared small-pool pages. */
+  get poolOwner(): number {
+    return this.#poolOwner;
+  }
+
+  /**
+   * ExAllocatePoolWithTag(NonPagedPool): frames scattered anywhere in RAM. Allocations of a page
+   * or more are page aligned; smaller ones share pool pages. Contents are not zeroed (freed frames
+   * hold the poison pattern, reused small slots their previous data), as on Windows.
+   */
+  allocateNonPaged(bytes: number, request: PoolRequest): number {
+    checkSize(bytes);
+    const tag = request.tag ?? "";
+    if (bytes <= SMALL_POOL_MAX) {
+      this.#frames.ownerName(request.owner);
+      return this.#allocateSmall(bytes, request.owner, tag);
+    }
+    const pfns = this.#frames.allocate(Math.ceil(bytes / PAGE_SIZE), { owner: request.owner });
+    return this.#map(pfns, bytes, request.owner, tag, "pool");
+  }
+
+  /** MmAllocateContiguousMemorySpecifyCache: one physically contiguous run below maxAddress. */
+  allocateContiguous(bytes: number, request: ContiguousRequest): number {
+    checkSize(bytes);
+    const pfns = this.#frames.allocate(Math.ceil(bytes / PAGE_SIZE), {
+      owner: request.owner,
+      contiguous: true,
+      alignment: request.alignmentFrames ?? 1,
+      maxAddress: request.maxAddress,
+      ...(request.minAddress === undefined ? {} : { minAddress: request.minAddress }),
+    });
+    return this.#map(pfns, bytes, request.owner, request.tag ?? "", "contiguous");
+  }
+
+  /**
+   * ExFreePool / MmFreeContiguousMemory: `va` must be what an allocation returned. The frames go
+   * back to the allocator (and are poisoned); small slots go back to their page.
+   */
+  free(va: number): void {
+    const allocation = this.#allocationStartingAt(va);
+    if (allocation.kind === "system-mapping") {
+      throw new PlatformError("bad-handle", `${formatAddress(va)} is a system mapping: use unmapPages`);
+    }
+    if (allocation.kind === "small-pool") {
+      const page = this.#smallPageAt.get(va - (va % PAGE_SIZE))!;
+      page.slots[(va % PAGE_SIZE) / page.slotSize] = undefined;
+      page.used--;
+    } else {
+      this.#frames.free(allocation.pfns, allocation.owner);
+      this.#unmap(va);
+    }
+    this.#allocations.delete(va);
+    this.#released.add(va);
+  }
+
+  /**
+   * MmMapLockedPagesSpecifyCache(KernelMode): maps existing frames (locked user pages) into
+   * system space. The frames stay with their owner; `owner` says who asked for the mapping.
+   */
+  mapPages(pfns: readonly number[], owner: number): number {
+    this.#frames.ownerName(owner);
+    if (pfns.length === 0) throw new PlatformError("bad-length", "cannot map zero pages");
+    for (const pfn of pfns) {
+      if (this.#frames.ownerOf(pfn) === 0) {
+        throw new PlatformError(
+          "not-owner",
+          `frame ${formatAddress(pfn * PAGE_SIZE)} is free: nothing to map`,
+        );
+      }
+    }
+    return this.#map([...pfns], pfns.length * PAGE_SIZE, owner, "", "system-mapping");
+  }
+
+  /** MmUnmapLockedPages: removes a mapping made by mapPages; the frames are not freed. */
+  unmapPages(va: number): void {
+    const allocation = this.#allocationStartingAt(va);
+    if (allocation.kind !== "system-mapping") {
+      throw new PlatformError(
+        "bad-handle",
+        `${formatAddress(va)} is an allocation, not a system mapping: use free`,
+      );
+    }
+    this.#unmap(va);
+    this.#allocations.delete(va);
+    this.#released.add(va);
+  }
+
+  /** MmGetPhysicalAddress: throws "not-mapped" for an address with no page behind it. */
+  physicalAddress(va: number): number {
+    checkAddress(va, "kernel virtual address", 48);
+    const mapping = this.#mappingAt(va);
+    if (mapping === undefined)
+      throw new PlatformError("not-mapped", `kernel address ${formatAddress(va)} is not mapped`);
+    const offset = va - mapping.va;
+    return mapping.pfns[Math.floor(offset / PAGE_SIZE)]! * PAGE_SIZE + (offset % PAGE_SIZE);
+  }
+
+  /** MmIsAddressValid over a range: every page of [va, va + length) is mapped. */
+  isMapped(va: number, length: number): boolean {
+    if (!Number.isSafeInteger(va) || !Number.isSafeInteger(length) || va < 0 || length < 0) return false;
+    let address = va;
+    const end = va + length;
+    while (address < end) {
+      const mapping = this.#mappingAt(address);
+      if (mapping === undefined) return false;
+      address = mapping.va + mapping.pfns.length * PAGE_SIZE;
+    }
+    return true;
+  }
+
+  /** The allocation or system mapping containing `va` (for a small-pool page: the slot's). */
+  allocationAt(va: number): KernelAllocation | undefined {
+    const mapping = this.#mappingAt(va);
+    if (mapping === undefined) return undefined;
+    if (mapping.allocation !== undefined) return mapping.allocation;
+    const page = this.#smallPageAt.get(mapping.va)!;
+    return page.slots[Math.floor((va - page.va) / page.slotSize)];
+  }
+
+  /** A CPU load from kernel space (RtlCopyMemory out of a buffer). */
+  read(va: number, dst: Uint8Array): void {
+    this.#checkMapped(va, dst.length);
+    this.#forEachRun(va, dst.length, (pa, done, length) =>
+      this.#cpu.read(pa, dst.subarray(done, done + length)),
+    );
+  }
+
+  /** A CPU store to kernel space. */
+  write(va: number, src: Uint8Array): void {
+    this.#checkMapped(va, src.length);
+    this.#forEachRun(va, src.length, (pa, done, length) =>
+      this.#cpu.write(pa, src.subarray(done, done + length)),
+    );
+  }
+
+  /**
+   * Visits [va, va + length) as physically contiguous runs (adjacent frames coalesced), with
+   * each run's offset into the range. The range must be mapped.
+   */
+  forEachPhysicalRun(
+    va: number,
+    length: number,
+    visit: (pa: number, done: number, length: number) => void,
+  ): void {
+    this.#checkMapped(va, length);
+    this.#forEachRun(va, length, visit);
+  }
+
+  #allocateSmall(bytes: number, owner: number, tag: string): number {
+    const slotSize = Math.max(SMALL_POOL_MIN, 2 ** Math.ceil(Math.log2(bytes)));
+    let pages = this.#smallPages.get(slotSize);
+    if (pages === undefined) {
+      pages = [];
+      this.#smallPages.set(slotSize, pages);
+    }
+    let page = pages.find((p) => p.used < p.slots.length);
+    if (page === undefined) {
+      const [pfn] = this.#frames.allocate(1, { owner: this.#poolOwner });
+      const va = this.#reserve(1, false);
+      this.#mappings.push({ va, pfns: [pfn!], allocation: undefined });
+      page = { va, pfn: pfn!, slotSize, slots: new Array(PAGE_SIZE / slotSize).fill(undefined), used: 0 };
+      pages.push(page);
+      this.#smallPageAt.set(va, page);
+    }
+    const slot = page.slots.indexOf(undefined);
+    const va = page.va + slot * slotSize;
+    const allocation: KernelAllocation = {
+      va,
+      size: bytes,
+      owner,
+      tag,
+      kind: "small-pool",
+      pfns: [page.pfn],
+    };
+    page.slots[slot] = allocation;
+    page.used++;
+    this.#allocations.set(va, allocation);
+    this.#released.delete(va);
+    return va;
+  }
+
+  #map(pfns: number[], size: number, owner: number, tag: string, kind: KernelAllocationKind): number {
+    const va = this.#reserve(pfns.length, kind === "system-mapping");
+    const allocation: KernelAllocation = { va, size, owner, tag, kind, pfns };
+    this.#mappings.push({ va, pfns, allocation });
+    this.#allocations.set(va, allocation);
+    return va;
+  }
+
+  /** Reserves `pages` pages plus a guard page of VA space. */
+  #reserve(pages: number, system: boolean): number {
+    const bytes = (pages + 1) * PAGE_SIZE;
+    const limit = system ? KERNEL_SPACE_END : SYSTEM_PTE_START;
+    const va = system ? this.#nextSystemVa : this.#nextPoolVa;
+    if (va + bytes > limit) throw new PlatformError("no-memory", "kernel virtual address space exhausted");
+    if (system) this.#nextSystemVa += bytes;
+    else this.#nextPoolVa += bytes;
+    return va;
+  }
+
+  #unmap(va: number): void {
+    const index = this.#mappingIndex(va);
+    this.#mappings.splice(index, 1);
+  }
+
+  #allocationStartingAt(va: number): KernelAllocation {
+    checkAddress(va, "kernel virtual address", 48);
+    const allocation = this.#allocations.get(va);
+    if (allocation !== undefined) return allocation;
+    if (this.#released.has(va))
+      throw new PlatformError("double-free", `kernel address ${formatAddress(va)} was already freed`);
+    throw new PlatformError(
+      "bad-handle",
+      `kernel address ${formatAddress(va)} is not the start of an allocation`,
+    );
+  }
+
+  /** Index of the last mapping starting at or below `va`, or -1. */
+  #mappingIndex(va: number): number {
+    let low = 0;
+    let high = this.#mappings.length - 1;
+    let found = -1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      if (this.#mappings[middle]!.va <= va) {
+        found = middle;
+        low = middle + 1;
+      } else {
+        high = middle - 1;
+      }
+    }
+    return found;
+  }
+
+  #mappingAt(va: number): Mapping | undefined {
+    const mapping = this.#mappings[this.#mappingIndex(va)];
+    return mapping !== undefined && va < mapping.va + mapping.pfns.length * PAGE_SIZE ? mapping : undefined;
+  }
+
+  #checkMapped(va: number, length: number): void {
+    checkAddress(va, "kernel virtual address", 48);
+    checkLength(length, "length");
+    if (!this.isMapped(va, length)) {
+      throw new PlatformError(
+        "not-mapped",
+        `kernel range ${formatAddress(va)}+${formatAddress(length)} is not mapped`,
+      );
+    }
+  }
+
+  #forEachRun(va: number, length: number, visit: (pa: number, done: number, length: number) => void): void {
+    let mapping: Mapping | undefined;
+    let done = 0;
+    let runPa = 0;
+    let runStart = 0;
+    let runLength = 0;
+    while (done < length) {
+      const address = va + done;
+      if (mapping === undefined || address >= mapping.va + mapping.pfns.length * PAGE_SIZE) {
+        mapping = this.#mappingAt(address)!;
+      }
+      const offset = address - mapping.va;
+      const pa = mapping.pfns[Math.floor(offset / PAGE_SIZE)]! * PAGE_SIZE + (offset % PAGE_SIZE);
+      const chunk = Math.min(PAGE_SIZE - (offset % PAGE_SIZE), length - done);
+      if (runLength > 0 && runPa + runLength === pa) {
+        runLength += chunk;
+      } else {
+        if (runLength > 0) visit(runPa, runStart, runLength);
+        runPa = pa;
+        runStart = done;
+        runLength = chunk;
+      }
+      done += chunk;
+    }
+    if (runLength > 0) visit(runPa, runStart, runLength);
+  }
+}
+
+/** True for addresses in the (sign-extension-free) kernel half. */
+export function isKernelAddress(va: number): boolean {
+  return Number.isSafeInteger(va) && va >= KERNEL_SPACE_START && va < KERNEL_SPACE_END;
+}
+
+function checkSize(bytes: number): void {
+  checkLength(bytes, "allocation size", MAX_ALLOCATION);
+  if (bytes === 0) throw new PlatformError("bad-length", "cannot allocate zero bytes");
+}
