@@ -20,8 +20,8 @@ import { EventBus } from "../trace/event-bus.js";
 import { createTranslation, type DmaAccess, type DmaRemapper, type DmaTranslation } from "./dma-remapper.js";
 import { DMA_OK, type DmaFaultKind, type DmaResult, dmaResultKind } from "./dma-result.js";
 import { formatAddress } from "./page.js";
-import { PlatformError } from "./platform-error.js";
 import { PhysicalMemory } from "./physical-memory.js";
+import { PlatformError } from "./platform-error.js";
 import "./platform-events.js";
 
 /** What the port needs to know of the device's command register. */
@@ -127,7 +127,8 @@ export class DmaPort {
       const copied = this.#copy(physical, buffer, done, run, access);
       done += copied;
       if (copied < run) return this.#fail("unassigned", busAddress + done, 0, done, buffer, access);
-      if (faulted) return this.#fail("iommu-fault", busAddress + done, this.#next.faultReason, done, buffer, access);
+      if (faulted)
+        return this.#fail("iommu-fault", busAddress + done, this.#next.faultReason, done, buffer, access);
     }
     return DMA_OK;
   }

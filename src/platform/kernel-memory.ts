@@ -12,9 +12,10 @@
  *
  * Virtual addresses are handed out upwards and never reused, with an unmapped guard page after
  * every mapping, so a stale pointer or an overrun faults ("not-mapped") instead of silently
- * reaching someone else's memory. Small allocations (below 2 KiB, rounded up to a power-of-two
- * class) are carved from shared pool pages, as the Windows small pool does, so two of them can
- * share a physical page: the frames of those pages belong to the "nonpaged-pool" owner.
+ * reaching someone else's memory. Small allocations (up to 2 KiB) are carved first-fit, in
+ * 16-byte granules, from shared pool pages, as the Windows small pool does, so allocations of
+ * different drivers and sizes share physical pages: the frames of those pages belong to the
+ * "nonpaged-pool" owner, and each allocation records its own owner.
  */
 import { inject, injectable } from "inversify";
 import { CpuMemory } from "./cpu-memory.js";
@@ -26,9 +27,11 @@ export const KERNEL_SPACE_START = 0x8000_0000_0000;
 export const KERNEL_SPACE_END = 0x1_0000_0000_0000;
 export const NONPAGED_POOL_START = KERNEL_SPACE_START;
 export const SYSTEM_PTE_START = 0xc000_0000_0000;
-/** Largest small-pool class; larger allocations get pages of their own. */
+/** Largest small-pool allocation; larger ones get pages of their own. */
 export const SMALL_POOL_MAX = 2048;
-const SMALL_POOL_MIN = 16;
+/** Small-pool block granularity and alignment (x64 pool blocks are 16-byte aligned). */
+const GRANULE = 16;
+const GRANULES = PAGE_SIZE / GRANULE;
 /** Largest single allocation (1 TiB): keeps page counts far from overflow. */
 const MAX_ALLOCATION = 2 ** 40;
 
@@ -70,13 +73,11 @@ interface Mapping {
   readonly allocation: KernelAllocation | undefined;
 }
 
-/** A small-pool page cut into equal slots. */
+/** A small-pool page: which allocation holds each 16-byte granule. */
 interface SmallPoolPage {
   readonly va: number;
   readonly pfn: number;
-  readonly slotSize: number;
-  readonly slots: (KernelAllocation | undefined)[];
-  used: number;
+  readonly granules: (KernelAllocation | undefined)[];
 }
 
 @injectable()
@@ -87,7 +88,7 @@ export class KernelMemory {
   /** Sorted by VA (VAs only grow, so appends keep the order). */
   readonly #mappings: Mapping[] = [];
   readonly #allocations = new Map<number, KernelAllocation>();
-  readonly #smallPages = new Map<number, SmallPoolPage[]>();
+  readonly #smallPages: SmallPoolPage[] = [];
   /** Small-pool pages by the VA of their page. */
   readonly #smallPageAt = new Map<number, SmallPoolPage>();
   readonly #released = new Set<number>();
@@ -145,8 +146,8 @@ export class KernelMemory {
     }
     if (allocation.kind === "small-pool") {
       const page = this.#smallPageAt.get(va - (va % PAGE_SIZE))!;
-      page.slots[(va % PAGE_SIZE) / page.slotSize] = undefined;
-      page.used--;
+      const first = (va % PAGE_SIZE) / GRANULE;
+      page.granules.fill(undefined, first, first + Math.ceil(allocation.size / GRANULE));
     } else {
       this.#frames.free(allocation.pfns, allocation.owner);
       this.#unmap(va);
@@ -216,7 +217,7 @@ export class KernelMemory {
     if (mapping === undefined) return undefined;
     if (mapping.allocation !== undefined) return mapping.allocation;
     const page = this.#smallPageAt.get(mapping.va)!;
-    return page.slots[Math.floor((va - page.va) / page.slotSize)];
+    return page.granules[Math.floor((va - page.va) / GRANULE)];
   }
 
   /** A CPU load from kernel space (RtlCopyMemory out of a buffer). */
@@ -249,23 +250,26 @@ export class KernelMemory {
   }
 
   #allocateSmall(bytes: number, owner: number, tag: string): number {
-    const slotSize = Math.max(SMALL_POOL_MIN, 2 ** Math.ceil(Math.log2(bytes)));
-    let pages = this.#smallPages.get(slotSize);
-    if (pages === undefined) {
-      pages = [];
-      this.#smallPages.set(slotSize, pages);
+    const count = Math.ceil(bytes / GRANULE);
+    let page: SmallPoolPage | undefined;
+    let first = -1;
+    for (const candidate of this.#smallPages) {
+      first = freeGranules(candidate, count);
+      if (first >= 0) {
+        page = candidate;
+        break;
+      }
     }
-    let page = pages.find((p) => p.used < p.slots.length);
     if (page === undefined) {
       const [pfn] = this.#frames.allocate(1, { owner: this.#poolOwner });
-      const va = this.#reserve(1, false);
-      this.#mappings.push({ va, pfns: [pfn!], allocation: undefined });
-      page = { va, pfn: pfn!, slotSize, slots: new Array(PAGE_SIZE / slotSize).fill(undefined), used: 0 };
-      pages.push(page);
-      this.#smallPageAt.set(va, page);
+      const pageVa = this.#reserve(1, false);
+      this.#mappings.push({ va: pageVa, pfns: [pfn!], allocation: undefined });
+      page = { va: pageVa, pfn: pfn!, granules: new Array(GRANULES).fill(undefined) };
+      this.#smallPages.push(page);
+      this.#smallPageAt.set(pageVa, page);
+      first = 0;
     }
-    const slot = page.slots.indexOf(undefined);
-    const va = page.va + slot * slotSize;
+    const va = page.va + first * GRANULE;
     const allocation: KernelAllocation = {
       va,
       size: bytes,
@@ -274,8 +278,7 @@ export class KernelMemory {
       kind: "small-pool",
       pfns: [page.pfn],
     };
-    page.slots[slot] = allocation;
-    page.used++;
+    page.granules.fill(allocation, first, first + count);
     this.#allocations.set(va, allocation);
     this.#released.delete(va);
     return va;
@@ -376,6 +379,16 @@ export class KernelMemory {
     }
     if (runLength > 0) visit(runPa, runStart, runLength);
   }
+}
+
+/** The first of `count` free granules in a row, or -1. */
+function freeGranules(page: SmallPoolPage, count: number): number {
+  let run = 0;
+  for (let i = 0; i < GRANULES; i++) {
+    run = page.granules[i] === undefined ? run + 1 : 0;
+    if (run === count) return i - count + 1;
+  }
+  return -1;
 }
 
 /** True for addresses in the (sign-extension-free) kernel half. */

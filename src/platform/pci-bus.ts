@@ -12,10 +12,16 @@
 import { inject, injectable } from "inversify";
 import { Counters } from "../trace/counters.js";
 import { EventBus } from "../trace/event-bus.js";
-import type { DmaRemapper as DmaRemapperShape } from "./dma-remapper.js";
 import { DmaPort } from "./dma-port.js";
+import type { DmaRemapper as DmaRemapperShape } from "./dma-remapper.js";
 import { checkAddress, formatAddress, GiB, PAGE_SIZE, TiB } from "./page.js";
-import { checkRequesterId, formatRequesterId, MAX_PCI_BUS, MAX_PCI_DEVICE, requesterId } from "./pci-address.js";
+import {
+  checkRequesterId,
+  formatRequesterId,
+  MAX_PCI_BUS,
+  MAX_PCI_DEVICE,
+  requesterId,
+} from "./pci-address.js";
 import { PciCommand } from "./pci-config-space.js";
 import type { PciDevice } from "./pci-device.js";
 import { PhysicalMemory } from "./physical-memory.js";
@@ -84,13 +90,22 @@ export class PciBus {
   /** Plugs `device` in and returns its requester id. Nothing changes if it cannot be placed. */
   attach(device: PciDevice, request: PciSlotRequest = {}): number {
     if (device.attached) {
-      throw new PlatformError("bad-state", `${device.name} is already attached as ${formatRequesterId(device.requesterId)}`);
+      throw new PlatformError(
+        "bad-state",
+        `${device.name} is already attached as ${formatRequesterId(device.requesterId)}`,
+      );
     }
     const rid = this.#slotFor(device, request);
     const barAddress = this.#placeBar(device.barSize, device.name);
     const interruptLine = this.#freeLine(device.name);
     const port = new DmaPort(rid, device.config, this.#memory, this.#remapper, this.#events, this.#counters);
-    const attachment: Attachment = { device, port, barAddress, barEnd: barAddress + device.barSize, interruptLine };
+    const attachment: Attachment = {
+      device,
+      port,
+      barAddress,
+      barEnd: barAddress + device.barSize,
+      interruptLine,
+    };
     device.config.assignResources(barAddress, device.barSize, interruptLine);
     if (request.busMaster === true) device.config.setCommandBit(PciCommand.busMaster, true);
     try {
@@ -127,7 +142,9 @@ export class PciBus {
 
   /** Attached devices by requester id. */
   devices(): readonly PciDevice[] {
-    return [...this.#byRequester.keys()].sort((a, b) => a - b).map((rid) => this.#byRequester.get(rid)!.device);
+    return [...this.#byRequester.keys()]
+      .sort((a, b) => a - b)
+      .map((rid) => this.#byRequester.get(rid)!.device);
   }
 
   portFor(rid: number): DmaPort {
@@ -157,7 +174,12 @@ export class PciBus {
     const offset = pa - attachment.barAddress;
     const value = attachment.device.readRegister(offset);
     if (this.#events.hasListeners("pci.mmio")) {
-      this.#events.emit("pci.mmio", { requesterId: attachment.port.requesterId, offset, value, access: "read" });
+      this.#events.emit("pci.mmio", {
+        requesterId: attachment.port.requesterId,
+        offset,
+        value,
+        access: "read",
+      });
     }
     return value;
   }
@@ -167,7 +189,12 @@ export class PciBus {
     const offset = pa - attachment.barAddress;
     attachment.device.writeRegister(offset, value);
     if (this.#events.hasListeners("pci.mmio")) {
-      this.#events.emit("pci.mmio", { requesterId: attachment.port.requesterId, offset, value, access: "write" });
+      this.#events.emit("pci.mmio", {
+        requesterId: attachment.port.requesterId,
+        offset,
+        value,
+        access: "write",
+      });
     }
   }
 
@@ -192,7 +219,10 @@ export class PciBus {
   #route(pa: number, access: string): Attachment {
     const attachment = this.#decode(pa);
     if (attachment === undefined) {
-      throw new PlatformError("bad-address", `MMIO ${access} at ${formatAddress(pa)}: no device BAR decodes it`);
+      throw new PlatformError(
+        "bad-address",
+        `MMIO ${access} at ${formatAddress(pa)}: no device BAR decodes it`,
+      );
     }
     if (pa % 4 !== 0) {
       throw new PlatformError("bad-address", `MMIO ${access} at ${formatAddress(pa)} is not dword aligned`);
@@ -213,7 +243,10 @@ export class PciBus {
       const rid = requesterId(bus, request.device, fn);
       const taken = this.#byRequester.get(rid);
       if (taken !== undefined) {
-        throw new PlatformError("bad-state", `PCI slot ${formatRequesterId(rid)} is taken by ${taken.device.name}`);
+        throw new PlatformError(
+          "bad-state",
+          `PCI slot ${formatRequesterId(rid)} is taken by ${taken.device.name}`,
+        );
       }
       return rid;
     }
@@ -223,7 +256,10 @@ export class PciBus {
       const rid = requesterId(bus, dev, fn);
       if (!this.#byRequester.has(rid)) return rid;
     }
-    throw new PlatformError("no-memory", `no free PCI slot on bus ${bus} (of ${MAX_PCI_BUS + 1}) for ${device.name}`);
+    throw new PlatformError(
+      "no-memory",
+      `no free PCI slot on bus ${bus} (of ${MAX_PCI_BUS + 1}) for ${device.name}`,
+    );
   }
 
   /** First fit in the MMIO window, naturally aligned, at least page aligned. */

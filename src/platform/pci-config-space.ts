@@ -168,6 +168,9 @@ function checkOffset(offset: number): void {
 
 function checkField(value: number, what: string, max: number): void {
   if (!Number.isInteger(value) || value < 0 || value > max) {
-    throw new PlatformError("out-of-range", `${what} ${String(value)} is not an integer in [0, 0x${max.toString(16)}]`);
+    throw new PlatformError(
+      "out-of-range",
+      `${what} ${String(value)} is not an integer in [0, 0x${max.toString(16)}]`,
+    );
   }
 }

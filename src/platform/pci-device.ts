@@ -9,8 +9,8 @@
  */
 import type { DmaPort } from "./dma-port.js";
 import { checkLength, formatAddress } from "./page.js";
-import { PciConfigSpace, type PciIdentity } from "./pci-config-space.js";
 import { formatRequesterId } from "./pci-address.js";
+import { PciConfigSpace, type PciIdentity } from "./pci-config-space.js";
 import { PlatformError } from "./platform-error.js";
 import type { Scheduler, TimerHandle } from "./scheduler.js";
 
@@ -49,7 +49,12 @@ export abstract class PciDevice {
 
   constructor(identity: PciIdentity, options: PciDeviceOptions) {
     const { barSize, latencyNs = DEFAULT_LATENCY_NS, bandwidth = DEFAULT_BANDWIDTH } = options;
-    if (!Number.isInteger(barSize) || barSize < MIN_BAR_SIZE || barSize > MAX_BAR_SIZE || (barSize & (barSize - 1)) !== 0) {
+    if (
+      !Number.isInteger(barSize) ||
+      barSize < MIN_BAR_SIZE ||
+      barSize > MAX_BAR_SIZE ||
+      (barSize & (barSize - 1)) !== 0
+    ) {
       throw new PlatformError(
         "bad-length",
         `BAR size ${String(barSize)} of ${identity.name} must be a power of two in [${MIN_BAR_SIZE}, ${MAX_BAR_SIZE}]`,
@@ -57,7 +62,10 @@ export abstract class PciDevice {
     }
     checkLength(latencyNs, `latency (ns) of ${identity.name}`);
     if (!Number.isFinite(bandwidth) || bandwidth <= 0) {
-      throw new PlatformError("out-of-range", `bandwidth ${String(bandwidth)} of ${identity.name} must be positive`);
+      throw new PlatformError(
+        "out-of-range",
+        `bandwidth ${String(bandwidth)} of ${identity.name} must be positive`,
+      );
     }
     this.config = new PciConfigSpace(identity);
     this.barSize = barSize;
@@ -96,7 +104,10 @@ export abstract class PciDevice {
   writeRegister(offset: number, value: number): void {
     this.#checkRegister(offset);
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-      throw new PlatformError("out-of-range", `register value ${String(value)} is not a 32-bit unsigned integer`);
+      throw new PlatformError(
+        "out-of-range",
+        `register value ${String(value)} is not a 32-bit unsigned integer`,
+      );
     }
     this.onRegisterWrite(offset, value);
   }
@@ -104,7 +115,10 @@ export abstract class PciDevice {
   /** Called by PciBus.attach only. */
   plugInto(slot: PciSlot): void {
     if (this.#slot !== undefined) {
-      throw new PlatformError("bad-state", `${this.name} is already attached as ${formatRequesterId(this.requesterId)}`);
+      throw new PlatformError(
+        "bad-state",
+        `${this.name} is already attached as ${formatRequesterId(this.requesterId)}`,
+      );
     }
     this.#slot = slot;
     try {
@@ -179,7 +193,8 @@ export abstract class PciDevice {
   protected onDetach(): void {}
 
   #plugged(): PciSlot {
-    if (this.#slot === undefined) throw new PlatformError("bad-state", `${this.name} is not attached to a PCI bus`);
+    if (this.#slot === undefined)
+      throw new PlatformError("bad-state", `${this.name} is not attached to a PCI bus`);
     return this.#slot;
   }
 

@@ -110,7 +110,10 @@ export class Scheduler {
   /** KeCancelTimer's contract: true if the callback was still queued and now never runs. */
   cancel(handle: TimerHandle): boolean {
     if (!(handle instanceof ScheduledEvent) || handle.owner !== this) {
-      throw new PlatformError("bad-handle", "cancel: the handle was not returned by this scheduler's schedule()");
+      throw new PlatformError(
+        "bad-handle",
+        "cancel: the handle was not returned by this scheduler's schedule()",
+      );
     }
     return this.#queue.remove(handle);
   }
@@ -120,7 +123,10 @@ export class Scheduler {
     checkIrql(level, "raiseIrql: level");
     const old = this.#irql;
     if (level < old) {
-      throw new PlatformError("bad-state", `raiseIrql(${level}) below the current IRQL ${old}; use lowerIrql`);
+      throw new PlatformError(
+        "bad-state",
+        `raiseIrql(${level}) below the current IRQL ${old}; use lowerIrql`,
+      );
     }
     this.#irql = level;
     return old;
@@ -130,7 +136,10 @@ export class Scheduler {
   lowerIrql(level: number): void {
     checkIrql(level, "lowerIrql: level");
     if (level > this.#irql) {
-      throw new PlatformError("bad-state", `lowerIrql(${level}) above the current IRQL ${this.#irql}; use raiseIrql`);
+      throw new PlatformError(
+        "bad-state",
+        `lowerIrql(${level}) above the current IRQL ${this.#irql}; use raiseIrql`,
+      );
     }
     this.#setIrql(level);
   }
@@ -161,7 +170,10 @@ export class Scheduler {
     checkLine(line);
     checkIrql(level, "connectInterrupt: level");
     if (level <= Irql.dispatch) {
-      throw new PlatformError("out-of-range", `connectInterrupt: ISR level ${level} must be above dispatch (2)`);
+      throw new PlatformError(
+        "out-of-range",
+        `connectInterrupt: ISR level ${level} must be above dispatch (2)`,
+      );
     }
     const entry: Isr = { isr, level };
     this.#lines.set(line, [...(this.#lines.get(line) ?? []), entry]);
@@ -215,7 +227,10 @@ export class Scheduler {
   /** The run loop. Returns true when `until` held. */
   #run(deadline: number, until: (() => boolean) | undefined, maxEvents: number): boolean {
     if (this.#running) {
-      throw new PlatformError("bad-state", "the scheduler is already running: a callback cannot run it again");
+      throw new PlatformError(
+        "bad-state",
+        "the scheduler is already running: a callback cannot run it again",
+      );
     }
     if (this.#irql !== Irql.passive) {
       throw new PlatformError("bad-state", `the scheduler runs from passive level, not IRQL ${this.#irql}`);
@@ -332,13 +347,17 @@ export class Scheduler {
       return;
     }
     this.#irql = old;
-    if (returned) throw new PlatformError("bad-state", `${what} returned at IRQL ${left}, expected ${expected}`);
+    if (returned)
+      throw new PlatformError("bad-state", `${what} returned at IRQL ${left}, expected ${expected}`);
   }
 }
 
 function checkLine(line: number): void {
   if (!Number.isInteger(line) || line < 0 || line > MAX_INTERRUPT_LINE) {
-    throw new PlatformError("out-of-range", `interrupt line ${String(line)} is not an integer in [0, ${MAX_INTERRUPT_LINE}]`);
+    throw new PlatformError(
+      "out-of-range",
+      `interrupt line ${String(line)} is not an integer in [0, ${MAX_INTERRUPT_LINE}]`,
+    );
   }
 }
 

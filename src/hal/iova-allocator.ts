@@ -1,0 +1,291 @@
+/**
+ * The IOVA allocator of one DMA domain, after Linux's drivers/iommu/iova.c (iommu-anchors §6):
+ *
+ * - page granular: it hands out page frame numbers of IOVA space, never PFN 0 (so IOVA 0, which
+ *   a device or driver may take for "no address", is never valid; dma-iommu's base pfn of 1);
+ * - top-down from the caller's limit (the device's reach), as __alloc_and_insert_iova_range
+ *   walks down from limit_pfn;
+ * - the allocated ranges are kept sorted by start (two parallel arrays searched by bisection; the
+ *   rbtree's role). Like Linux's cached_node there is a search hint per reach class (up to 4 GiB,
+ *   above), the start of the last allocation: a search begins below it and, only if that fails,
+ *   retries from the limit. So a packed top region is not walked again on every allocation;
+ * - `allocFast`/`freeFast` (alloc_iova_fast/free_iova_fast) round sizes below 32 pages up to a
+ *   power of two and go through the magazines of IovaRcache first, so the common one-page
+ *   map/unmap does no search at all. Ranges in the rcache stay reserved here (as in Linux they
+ *   stay in the rbtree), marked as cached so a double free is still caught.
+ *
+ * Alignment: a fast allocation is size aligned as with Linux's size_aligned: its start is a
+ * multiple of its size rounded up to a power of two, capped at 512 pages (2 MiB, the largest leaf
+ * a superpage table maps below 1 GiB; Linux does not cap, which only wastes IOVA space on large
+ * buffers). `allocRange` takes an explicit alignment (common buffers: 1 page, or 512 pages for a
+ * large-page buffer).
+ */
+import type { Counters } from "../trace/counters.js";
+import { formatAddress, PAGE_SIZE } from "../platform/page.js";
+import { PlatformError } from "../platform/platform-error.js";
+import { IovaRcache } from "./iova-rcache.js";
+
+/** Highest PFN a 32-bit device reaches: the boundary of Linux's cached32_node. */
+export const DMA32_LIMIT_PFN = 2 ** 20 - 1;
+/** Largest alignment of a fast allocation, in pages (2 MiB). */
+export const MAX_SIZE_ALIGNMENT = 512;
+/** Sizes below this many pages are rounded up to a power of two by allocFast (Linux: 32). */
+const ROUND_UP_BELOW = 32;
+
+const ALLOCATED = 0;
+const CACHED = 1;
+
+export class IovaAllocator {
+  /** Highest PFN of the aperture (inclusive). */
+  readonly aperturePfn: number;
+  readonly #counters: Counters | undefined;
+  readonly #rcache: IovaRcache;
+  /** Allocated ranges sorted by first PFN: [lo, hi] inclusive, and ALLOCATED or CACHED. */
+  readonly #lo: number[] = [];
+  readonly #hi: number[] = [];
+  readonly #state: number[] = [];
+  /** Search hints (exclusive ceilings) for limits up to 4 GiB and above. */
+  readonly #hint = [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY];
+  #allocatedPages = 0;
+  /** Set by #search: where the found range goes in the sorted arrays. */
+  #insertAt = 0;
+
+  constructor(aperturePfn: number, counters?: Counters) {
+    if (!Number.isSafeInteger(aperturePfn) || aperturePfn < 1) {
+      throw new PlatformError("out-of-range", `IOVA aperture PFN ${String(aperturePfn)} must be a positive integer`);
+    }
+    this.aperturePfn = aperturePfn;
+    this.#counters = counters;
+    this.#rcache = new IovaRcache((pfn) => this.#remove(this.#indexOf(pfn)));
+  }
+
+  /** Pages handed out and not yet freed (the rcache's pages are free, so not counted). */
+  get allocatedPages(): number {
+    return this.#allocatedPages;
+  }
+
+  /** Pages parked in the rcache, reserved for fast reuse. */
+  get cachedPages(): number {
+    return this.#rcache.cachedPages;
+  }
+
+  /** Ranges reserved here, handed out or cached (the rbtree's node count). */
+  get rangeCount(): number {
+    return this.#lo.length;
+  }
+
+  /** The pages allocFast really reserves for a request of `pages`. */
+  static fastSize(pages: number): number {
+    return pages < ROUND_UP_BELOW ? roundUpPowerOfTwo(pages) : pages;
+  }
+
+  /**
+   * alloc_iova_fast: `pages` pages ending at or below `limitPfn`, size aligned, from the rcache
+   * when it holds one. Returns the first PFN, or undefined when the space is exhausted (after
+   * giving the rcache back and retrying once, as Linux does).
+   */
+  allocFast(pages: number, limitPfn: number): number | undefined {
+    this.#checkPages(pages);
+    this.#checkLimit(limitPfn);
+    const size = IovaAllocator.fastSize(pages);
+    if (IovaRcache.caches(size)) {
+      const pfn = this.#rcache.remove(log2(size), limitPfn);
+      if (pfn !== undefined) {
+        this.#state[this.#indexOf(pfn)] = ALLOCATED;
+        this.#allocatedPages += size;
+        this.#counters?.add("hal.iova.rcache.hit");
+        this.#counters?.add("hal.iova.alloc");
+        return pfn;
+      }
+      this.#counters?.add("hal.iova.rcache.miss");
+    }
+    const align = Math.min(roundUpPowerOfTwo(size), MAX_SIZE_ALIGNMENT);
+    let pfn = this.#allocate(size, limitPfn, 1, align);
+    if (pfn === undefined && this.#rcache.cachedPages > 0) {
+      this.#rcache.drain();
+      pfn = this.#allocate(size, limitPfn, 1, align);
+    }
+    return pfn;
+  }
+
+  /** free_iova_fast: gives back a range from allocFast; `pages` is what was asked for. */
+  freeFast(pfn: number, pages: number): void {
+    this.#checkPages(pages);
+    const size = IovaAllocator.fastSize(pages);
+    const index = this.#allocatedIndex(pfn, size);
+    this.#allocatedPages -= size;
+    this.#counters?.add("hal.iova.free");
+    if (IovaRcache.caches(size)) {
+      this.#state[index] = CACHED;
+      this.#rcache.insert(pfn, log2(size));
+    } else {
+      this.#remove(index);
+    }
+  }
+
+  /**
+   * alloc_iova: exactly `pages` pages within [minPfn, limitPfn], the start a multiple of `align`
+   * pages (a power of two), highest first. Undefined when no such range is free.
+   */
+  allocRange(pages: number, limitPfn: number, minPfn = 1, align = 1): number | undefined {
+    this.#checkPages(pages);
+    this.#checkLimit(limitPfn);
+    if (!Number.isSafeInteger(minPfn) || minPfn < 1 || minPfn > limitPfn) {
+      throw new PlatformError("out-of-range", `IOVA minimum PFN ${String(minPfn)} must be in [1, ${limitPfn}]`);
+    }
+    if (!Number.isSafeInteger(align) || align < 1 || roundUpPowerOfTwo(align) !== align) {
+      throw new PlatformError("out-of-range", `IOVA alignment ${String(align)} must be a power of two of pages`);
+    }
+    let pfn = this.#allocate(pages, limitPfn, minPfn, align);
+    if (pfn === undefined && this.#rcache.cachedPages > 0) {
+      this.#rcache.drain();
+      pfn = this.#allocate(pages, limitPfn, minPfn, align);
+    }
+    return pfn;
+  }
+
+  /** free_iova: gives back a range from allocRange, exactly as it was allocated. */
+  freeRange(pfn: number, pages: number): void {
+    this.#checkPages(pages);
+    const index = this.#allocatedIndex(pfn, pages);
+    this.#allocatedPages -= pages;
+    this.#counters?.add("hal.iova.free");
+    this.#remove(index);
+  }
+
+  /** True when [pfn, pfn + pages) lies inside a range that is handed out. */
+  isAllocated(pfn: number, pages = 1): boolean {
+    const i = this.#lastStartingAtOrBelow(pfn);
+    return i >= 0 && this.#state[i] === ALLOCATED && pfn + pages - 1 <= this.#hi[i]!;
+  }
+
+  /** Returns every rcache range to the free space (free_cpu_cached_iovas). */
+  drainCache(): void {
+    this.#rcache.drain();
+  }
+
+  #allocate(pages: number, limitPfn: number, minPfn: number, align: number): number | undefined {
+    const hinted = minPfn === 1;
+    const reach = limitPfn <= DMA32_LIMIT_PFN ? 0 : 1;
+    const ceiling = hinted ? Math.min(limitPfn, this.#hint[reach]! - 1) : limitPfn;
+    let pfn = this.#search(pages, ceiling, minPfn, align);
+    if (pfn === undefined && ceiling < limitPfn) pfn = this.#search(pages, limitPfn, minPfn, align);
+    if (pfn === undefined) {
+      this.#counters?.add("hal.iova.exhausted");
+      return undefined;
+    }
+    const at = this.#insertAt;
+    this.#lo.splice(at, 0, pfn);
+    this.#hi.splice(at, 0, pfn + pages - 1);
+    this.#state.splice(at, 0, ALLOCATED);
+    this.#allocatedPages += pages;
+    if (hinted) this.#hint[reach] = pfn;
+    this.#counters?.add("hal.iova.alloc");
+    this.#counters?.add("hal.iova.search");
+    return pfn;
+  }
+
+  /** Walks the gaps between reserved ranges downward from `ceiling` to `floor` (both inclusive). */
+  #search(pages: number, ceiling: number, floor: number, align: number): number | undefined {
+    let i = this.#lastStartingAtOrBelow(ceiling);
+    let top = ceiling;
+    while (top >= floor) {
+      const bottom = i >= 0 ? Math.max(floor, this.#hi[i]! + 1) : floor;
+      if (top - bottom + 1 >= pages) {
+        const first = top - pages + 1;
+        const start = first - (first % align);
+        if (start >= bottom) {
+          this.#insertAt = i + 1;
+          return start;
+        }
+      }
+      if (i < 0) return undefined;
+      top = Math.min(top, this.#lo[i]! - 1);
+      i--;
+    }
+    return undefined;
+  }
+
+  #remove(index: number): void {
+    const lo = this.#lo[index]!;
+    const hi = this.#hi[index]!;
+    this.#lo.splice(index, 1);
+    this.#hi.splice(index, 1);
+    this.#state.splice(index, 1);
+    // __cached_rbnode_delete_update: space freed at or above a hint becomes reachable again.
+    for (let reach = 0; reach < 2; reach++) {
+      if (lo >= this.#hint[reach]!) this.#hint[reach] = hi + 1;
+    }
+  }
+
+  /** Index of the last range starting at or below `pfn`, or -1. */
+  #lastStartingAtOrBelow(pfn: number): number {
+    const lo = this.#lo;
+    let low = 0;
+    let high = lo.length - 1;
+    let found = -1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      if (lo[middle]! <= pfn) {
+        found = middle;
+        low = middle + 1;
+      } else {
+        high = middle - 1;
+      }
+    }
+    return found;
+  }
+
+  #indexOf(pfn: number): number {
+    const i = this.#lastStartingAtOrBelow(pfn);
+    if (i < 0 || this.#lo[i] !== pfn) {
+      throw new PlatformError("bad-state", `IOVA ${formatAddress(pfn * PAGE_SIZE)} is not a reserved range`);
+    }
+    return i;
+  }
+
+  /** Validates a free: the range must be handed out with exactly this size. */
+  #allocatedIndex(pfn: number, pages: number): number {
+    if (!Number.isSafeInteger(pfn) || pfn < 1 || pfn > this.aperturePfn) {
+      throw new PlatformError("bad-address", `IOVA PFN ${String(pfn)} is not in [1, ${this.aperturePfn}]`);
+    }
+    const i = this.#lastStartingAtOrBelow(pfn);
+    if (i < 0 || this.#lo[i] !== pfn || this.#state[i] === CACHED) {
+      const inside = i >= 0 && pfn <= this.#hi[i]! && this.#state[i] === ALLOCATED;
+      throw new PlatformError(
+        inside ? "bad-address" : "double-free",
+        inside
+          ? `IOVA ${formatAddress(pfn * PAGE_SIZE)} is inside a range, not its start`
+          : `IOVA ${formatAddress(pfn * PAGE_SIZE)} is not allocated (double free?)`,
+      );
+    }
+    const size = this.#hi[i]! - pfn + 1;
+    if (size !== pages) {
+      throw new PlatformError(
+        "bad-length",
+        `IOVA range ${formatAddress(pfn * PAGE_SIZE)} holds ${size} pages, not ${pages}`,
+      );
+    }
+    return i;
+  }
+
+  #checkPages(pages: number): void {
+    if (!Number.isSafeInteger(pages) || pages < 1 || pages > this.aperturePfn) {
+      throw new PlatformError("bad-length", `IOVA size ${String(pages)} pages is not in [1, ${this.aperturePfn}]`);
+    }
+  }
+
+  #checkLimit(limitPfn: number): void {
+    if (!Number.isSafeInteger(limitPfn) || limitPfn < 1 || limitPfn > this.aperturePfn) {
+      throw new PlatformError("out-of-range", `IOVA limit PFN ${String(limitPfn)} is not in [1, ${this.aperturePfn}]`);
+    }
+  }
+}
+
+export function roundUpPowerOfTwo(n: number): number {
+  return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n));
+}
+
+function log2(powerOfTwo: number): number {
+  return 31 - Math.clz32(powerOfTwo);
+}
