@@ -34,13 +34,14 @@ const ROUND_UP_BELOW = 32;
 
 const ALLOCATED = 0;
 const CACHED = 1;
+const RESERVED = 2;
 
 export class IovaAllocator {
   /** Highest PFN of the aperture (inclusive). */
   readonly aperturePfn: number;
   readonly #counters: Counters | undefined;
   readonly #rcache: IovaRcache;
-  /** Allocated ranges sorted by first PFN: [lo, hi] inclusive, and ALLOCATED or CACHED. */
+  /** Reserved ranges sorted by first PFN: [lo, hi] inclusive, and ALLOCATED, CACHED or RESERVED. */
   readonly #lo: number[] = [];
   readonly #hi: number[] = [];
   readonly #state: number[] = [];
@@ -69,7 +70,7 @@ export class IovaAllocator {
     return this.#rcache.cachedPages;
   }
 
-  /** Ranges reserved here, handed out or cached (the rbtree's node count). */
+  /** Ranges held here: handed out, cached or reserved for good (the rbtree's node count). */
   get rangeCount(): number {
     return this.#lo.length;
   }
@@ -151,6 +152,25 @@ export class IovaAllocator {
     this.#allocatedPages -= pages;
     this.#counters?.add("hal.iova.free");
     this.#remove(index);
+  }
+
+  /**
+   * reserve_iova: takes [firstPfn, lastPfn] out of the space for good, as dma-iommu reserves the
+   * MSI window and other IOMMU reserved regions. The range must be free.
+   */
+  reserve(firstPfn: number, lastPfn: number): void {
+    if (!Number.isSafeInteger(firstPfn) || !Number.isSafeInteger(lastPfn) || firstPfn < 1 || lastPfn < firstPfn) {
+      throw new PlatformError("out-of-range", `IOVA reservation ${String(firstPfn)}..${String(lastPfn)} is not a PFN range`);
+    }
+    if (firstPfn > this.aperturePfn) return;
+    const last = Math.min(lastPfn, this.aperturePfn);
+    const i = this.#lastStartingAtOrBelow(last);
+    if (i >= 0 && this.#hi[i]! >= firstPfn) {
+      throw new PlatformError("already-mapped", `IOVA ${formatAddress(firstPfn * PAGE_SIZE)} is already reserved`);
+    }
+    this.#lo.splice(i + 1, 0, firstPfn);
+    this.#hi.splice(i + 1, 0, last);
+    this.#state.splice(i + 1, 0, RESERVED);
   }
 
   /** True when [pfn, pfn + pages) lies inside a range that is handed out. */
@@ -250,7 +270,7 @@ export class IovaAllocator {
       throw new PlatformError("bad-address", `IOVA PFN ${String(pfn)} is not in [1, ${this.aperturePfn}]`);
     }
     const i = this.#lastStartingAtOrBelow(pfn);
-    if (i < 0 || this.#lo[i] !== pfn || this.#state[i] === CACHED) {
+    if (i < 0 || this.#lo[i] !== pfn || this.#state[i] !== ALLOCATED) {
       const inside = i >= 0 && pfn <= this.#hi[i]! && this.#state[i] === ALLOCATED;
       throw new PlatformError(
         inside ? "bad-address" : "double-free",

@@ -27,6 +27,7 @@ import {
   entryAddress,
   entryPfn,
   IOVA_BITS,
+  IOVA_LIMIT,
   LEVEL_SIZE,
   PTE_PAGE_SIZE,
   PTE_PERMISSIONS,
@@ -52,6 +53,7 @@ export interface IoMapping {
 }
 
 const TOP_LEVEL = 4;
+const PHYSICAL_LIMIT = 2 ** MAX_PHYSICAL_ADDRESS_BITS;
 const NO_FRAMES: readonly number[] = [];
 
 export class IoPageTable {
@@ -386,6 +388,17 @@ function splitCost(level: number, base: number, s: number, e: number): number {
 
 /** Throws unless [address, address + size) is page aligned, non-empty and below 2^bits. */
 function checkRange(address: number, size: number, what: string, bits: number): void {
+  if (
+    Number.isSafeInteger(address) &&
+    address >= 0 &&
+    address % PAGE_SIZE === 0 &&
+    Number.isSafeInteger(size) &&
+    size > 0 &&
+    size % PAGE_SIZE === 0 &&
+    address + size <= (bits === IOVA_BITS ? IOVA_LIMIT : PHYSICAL_LIMIT)
+  ) {
+    return;
+  }
   checkAddress(address, what, bits);
   if (address % PAGE_SIZE !== 0) {
     throw new PlatformError("bad-address", `${what} ${formatAddress(address)} is not page aligned`);
@@ -394,12 +407,10 @@ function checkRange(address: number, size: number, what: string, bits: number): 
   if (size === 0 || size % PAGE_SIZE !== 0) {
     throw new PlatformError("bad-length", `size ${size} is not a positive multiple of ${PAGE_SIZE}`);
   }
-  if (address + size > 2 ** bits) {
-    throw new PlatformError(
-      "bad-address",
-      `${what} range ${formatAddress(address)}+${formatAddress(size)} goes beyond 2^${bits}`,
-    );
-  }
+  throw new PlatformError(
+    "bad-address",
+    `${what} range ${formatAddress(address)}+${formatAddress(size)} goes beyond 2^${bits}`,
+  );
 }
 
 function alreadyMapped(iova: number): PlatformError {

@@ -5,8 +5,8 @@
 import type { HalOptions } from "../hal/hal-options.js";
 import type { IommuOptions, IommuUnitOptions } from "../iommu/iommu-options.js";
 import { GiB, MiB, PAGE_SIZE, TiB } from "../platform/page.js";
-import { PlatformError } from "../platform/platform-error.js";
 import type { RamRange } from "../platform/physical-memory.js";
+import { PlatformError } from "../platform/platform-error.js";
 import type { PlatformOptions } from "../platform/platform-options.js";
 
 /** off: no IOMMU translation. passthrough: identity domains. strict/lazy: remapping with that unmap policy. */
@@ -49,19 +49,38 @@ export function resolveMachineOptions(options: MachineOptions = {}): ResolvedMac
       `memory size ${String(memory)} must be a whole number of pages between 16 MiB and 4 PiB`,
     );
   }
-  if (!Number.isSafeInteger(holeStart) || holeStart < 16 * MiB || holeStart > FOUR_GIB || holeStart % PAGE_SIZE !== 0) {
-    throw new PlatformError("out-of-range", `MMIO hole start ${String(holeStart)} must be page aligned in [16 MiB, 4 GiB]`);
+  if (
+    !Number.isSafeInteger(holeStart) ||
+    holeStart < 16 * MiB ||
+    holeStart > FOUR_GIB ||
+    holeStart % PAGE_SIZE !== 0
+  ) {
+    throw new PlatformError(
+      "out-of-range",
+      `MMIO hole start ${String(holeStart)} must be page aligned in [16 MiB, 4 GiB]`,
+    );
   }
   const remapping = options.remapping ?? "strict";
   if (!REMAPPING_MODES.includes(remapping)) {
-    throw new PlatformError("out-of-range", `remapping mode ${String(remapping)} is not one of ${REMAPPING_MODES.join(", ")}`);
+    throw new PlatformError(
+      "out-of-range",
+      `remapping mode ${String(remapping)} is not one of ${REMAPPING_MODES.join(", ")}`,
+    );
   }
   const mapRegisterPoolPages = options.mapRegisterPoolPages ?? 512;
-  if (!Number.isSafeInteger(mapRegisterPoolPages) || mapRegisterPoolPages < 1 || mapRegisterPoolPages > 1024) {
-    throw new PlatformError("out-of-range", `map register pool ${String(mapRegisterPoolPages)} must be 1..1024 pages`);
+  if (
+    !Number.isSafeInteger(mapRegisterPoolPages) ||
+    mapRegisterPoolPages < 1 ||
+    mapRegisterPoolPages > 1024
+  ) {
+    throw new PlatformError(
+      "out-of-range",
+      `map register pool ${String(mapRegisterPoolPages)} must be 1..1024 pages`,
+    );
   }
   const seed = options.seed ?? 1;
-  if (!Number.isSafeInteger(seed)) throw new PlatformError("out-of-range", `seed ${String(seed)} must be an integer`);
+  if (!Number.isSafeInteger(seed))
+    throw new PlatformError("out-of-range", `seed ${String(seed)} must be an integer`);
   const ramRanges: RamRange[] =
     memory <= holeStart
       ? [{ start: 0, end: memory }]

@@ -15,7 +15,11 @@ import { PlatformOptions } from "../platform/tokens.js";
 import { Counters } from "../trace/counters.js";
 import { EventBus } from "../trace/event-bus.js";
 import traceModule from "../trace/trace-module.js";
-import { type MachineOptions, type ResolvedMachineOptions, resolveMachineOptions } from "./machine-options.js";
+import {
+  type MachineOptions,
+  type ResolvedMachineOptions,
+  resolveMachineOptions,
+} from "./machine-options.js";
 import { MachineOptionsToken } from "./tokens.js";
 
 /**

@@ -128,6 +128,29 @@ export class CpuMemory {
     });
   }
 
+  /**
+   * The OS hands frames back to the allocator: their cached lines, dirty or not, hold dead data
+   * and are dropped without write-back, so a stale line can never land on the frame's next owner.
+   */
+  discard(pa: number, length: number): void {
+    this.#check(pa, length);
+    if (this.coherent) return;
+    this.#forEachCached(pa, length, (entry, from, to) => {
+      entry.lines.fill(INVALID, lineIndex(from), lineIndex(to - 1) + 1);
+      if (entry.lines.every((state) => state === INVALID)) this.#evict(entry, false);
+    });
+  }
+
+  /**
+   * Zero-fills [pa, pa + length) as the OS does for fresh user pages (MmZeroPage): the stores go
+   * through the cache coherently, modelled as dropping the lines and zeroing memory. Untouched
+   * frames stay untouched.
+   */
+  zero(pa: number, length: number): void {
+    this.discard(pa, length);
+    this.#memory.fill(pa, length, 0);
+  }
+
   /** Writes back every dirty line and empties the cache (a WBINVD). */
   writeBackAll(): void {
     for (const entry of [...this.#cache.values()]) this.#evict(entry, true);

@@ -149,6 +149,9 @@ export class KernelMemory {
       const first = (va % PAGE_SIZE) / GRANULE;
       page.granules.fill(undefined, first, first + Math.ceil(allocation.size / GRANULE));
     } else {
+      this.#forEachRun(va, allocation.pfns.length * PAGE_SIZE, (pa, _done, length) =>
+        this.#cpu.discard(pa, length),
+      );
       this.#frames.free(allocation.pfns, allocation.owner);
       this.#unmap(va);
     }

@@ -11,7 +11,6 @@
 import { FrameAllocator } from "./frame-allocator.js";
 import { PAGE_SIZE } from "./page.js";
 import type { PhysicalMemory } from "./physical-memory.js";
-import { forEachTouchedFrame } from "./touched-frames.js";
 
 export interface SnapshotOptions {
   /** Owners whose frames may change (checked when the snapshot is taken and when compared). */
@@ -50,7 +49,7 @@ export class MemorySnapshot {
     options: SnapshotOptions = {},
   ): MemorySnapshot {
     const snapshot = new MemorySnapshot(memory, allocator, options.exceptOwners ?? []);
-    forEachTouchedFrame(memory, (pfn) => {
+    memory.forEachTouchedFrame((pfn) => {
       if (!snapshot.#excepted(pfn)) snapshot.#hashes.set(pfn, snapshot.#hash(pfn));
     });
     return snapshot;
@@ -65,7 +64,7 @@ export class MemorySnapshot {
   changedFrames(): FrameChange[] {
     const changes: FrameChange[] = [];
     const zero = MemorySnapshot.#zeroHash;
-    forEachTouchedFrame(this.#memory, (pfn) => {
+    this.#memory.forEachTouchedFrame((pfn) => {
       if (this.#excepted(pfn)) return;
       const before = this.#hashes.get(pfn) ?? zero;
       if (this.#hash(pfn) === before) return;

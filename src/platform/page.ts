@@ -51,7 +51,10 @@ export function spanPages(address: number, length: number): number {
  */
 export function checkAddress(value: number, what: string, bits = MAX_PHYSICAL_ADDRESS_BITS): number {
   if (!Number.isSafeInteger(value) || value < 0 || value >= 2 ** bits) {
-    throw new PlatformError("bad-address", `${what} ${formatAddress(value)} is not an integer in [0, 2^${bits})`);
+    throw new PlatformError(
+      "bad-address",
+      `${what} ${formatAddress(value)} is not an integer in [0, 2^${bits})`,
+    );
   }
   return value;
 }

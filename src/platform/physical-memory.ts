@@ -8,7 +8,7 @@
  * Only hardware models use this class directly: devices go through their DmaPort, the CPU through
  * CpuMemory, the IOMMU walks its tables here.
  */
-import { PAGE_SIZE, checkAddress, checkLength, formatAddress } from "./page.js";
+import { checkAddress, checkLength, formatAddress, PAGE_SIZE } from "./page.js";
 import { PlatformError } from "./platform-error.js";
 
 const SLAB_FRAMES = 512;
@@ -28,9 +28,12 @@ export class PhysicalMemory {
   readonly #directory: (Int32Array | undefined)[] = [];
   readonly #slabs: Uint8Array[] = [];
   #nextSlot = 0;
+  /** The one run result #run hands out, reused so the data path allocates nothing. */
+  readonly #result: Run = { slab: undefined, offset: 0, length: 0 };
 
   constructor(ranges: readonly RamRange[]) {
-    if (ranges.length === 0) throw new PlatformError("out-of-range", "physical memory needs at least one RAM range");
+    if (ranges.length === 0)
+      throw new PlatformError("out-of-range", "physical memory needs at least one RAM range");
     let previousEnd = 0;
     for (const range of ranges) {
       checkAddress(range.start, "RAM range start");
@@ -41,7 +44,8 @@ export class PhysicalMemory {
           `RAM range ${formatAddress(range.start)}-${formatAddress(range.end)} must be page aligned and non-empty`,
         );
       }
-      if (range.start < previousEnd) throw new PlatformError("out-of-range", "RAM ranges must be sorted and disjoint");
+      if (range.start < previousEnd)
+        throw new PlatformError("out-of-range", "RAM ranges must be sorted and disjoint");
       previousEnd = range.end;
     }
     this.ranges = ranges.map((r) => ({ start: r.start, end: r.end }));
@@ -65,7 +69,8 @@ export class PhysicalMemory {
 
   /** True when every byte of [address, address + length) is RAM. */
   isRam(address: number, length: number): boolean {
-    if (!Number.isSafeInteger(address) || !Number.isSafeInteger(length) || address < 0 || length < 0) return false;
+    if (!Number.isSafeInteger(address) || !Number.isSafeInteger(length) || address < 0 || length < 0)
+      return false;
     const end = address + length;
     for (const range of this.ranges) {
       if (address >= range.start && end <= range.end) return true;
@@ -136,6 +141,18 @@ export class PhysicalMemory {
     const slab = this.#slabs[Math.floor(slot / SLAB_FRAMES)]!;
     const offset = (slot % SLAB_FRAMES) * PAGE_SIZE;
     return slab.subarray(offset, offset + PAGE_SIZE);
+  }
+
+  /** Calls `visit` with every frame that holds host memory, in ascending PFN order. */
+  forEachTouchedFrame(visit: (pfn: number) => void): void {
+    const directory = this.#directory;
+    for (let d = 0; d < directory.length; d++) {
+      const leaf = directory[d];
+      if (leaf === undefined) continue;
+      for (let i = 0; i < DIRECTORY_FRAMES; i++) {
+        if (leaf[i] !== 0) visit(d * DIRECTORY_FRAMES + i);
+      }
+    }
   }
 
   /** True when the frame holds host memory (has been written). */
@@ -209,8 +226,6 @@ export class PhysicalMemory {
     result.length = length;
     return result;
   }
-
-  readonly #result: Run = { slab: undefined, offset: 0, length: 0 };
 }
 
 interface Run {

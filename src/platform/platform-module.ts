@@ -15,7 +15,10 @@ import { DmaRemapper, PlatformOptions } from "./tokens.js";
 /** The platform layer's bindings. The machine binds PlatformOptions before loading this. */
 export default new ContainerModule(({ bind }) => {
   bind(PhysicalMemory)
-    .toResolvedValue((options: PlatformOptionsShape) => new PhysicalMemory(options.ramRanges), [PlatformOptions])
+    .toResolvedValue(
+      (options: PlatformOptionsShape) => new PhysicalMemory(options.ramRanges),
+      [PlatformOptions],
+    )
     .inSingletonScope();
   bind(Random)
     .toResolvedValue((options: PlatformOptionsShape) => new Random(options.seed), [PlatformOptions])

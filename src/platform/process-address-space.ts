@@ -124,6 +124,8 @@ export class ProcessAddressSpace {
     const pfns = largePages
       ? this.#allocateLargeFrames(size / LARGE_PAGE_SIZE)
       : this.#allocateFrames(size / PAGE_SIZE);
+    // VirtualAlloc hands out zeroed pages: nothing of a previous owner (or the poison) shows through.
+    for (const pfn of pfns) this.#cpu.zero(pfn * PAGE_SIZE, PAGE_SIZE);
     if (largePages) {
       for (let i = 0; i < pfns.length; i += FRAMES_PER_LARGE_PAGE) {
         this.#setPde(va + (i / FRAMES_PER_LARGE_PAGE) * LARGE_PAGE_SIZE, {
@@ -327,6 +329,7 @@ export class ProcessAddressSpace {
   #release(allocation: UserAllocation): void {
     const step = allocation.largePages ? LARGE_PAGE_SIZE : PAGE_SIZE;
     for (let offset = 0; offset < allocation.bytes; offset += step) this.#clear(allocation.va + offset);
+    for (const pfn of allocation.pfns) this.#cpu.discard(pfn * PAGE_SIZE, PAGE_SIZE);
     this.#frames.free(allocation.pfns, this.owner);
     this.#allocations.delete(allocation.va);
   }

@@ -6,7 +6,10 @@ import { PhysicalMemory, type RamRange } from "../../src/platform/physical-memor
 import { PlatformError } from "../../src/platform/platform-error.js";
 import { Random } from "../../src/platform/random.js";
 
-function allocator(ranges: readonly RamRange[], seed = 1): { memory: PhysicalMemory; frames: FrameAllocator } {
+function allocator(
+  ranges: readonly RamRange[],
+  seed = 1,
+): { memory: PhysicalMemory; frames: FrameAllocator } {
   const memory = new PhysicalMemory(ranges);
   return { memory, frames: new FrameAllocator(memory, new Random(seed)) };
 }
@@ -45,7 +48,9 @@ describe("FrameAllocator", () => {
     expect(new Set(pfns).size).toBe(1000);
     const above4G = pfns.filter((pfn) => pfn * PAGE_SIZE >= 4 * GiB).length;
     expect(above4G).toBeGreaterThan(500);
-    expect(pfns.every((pfn) => pfn !== 0 && (pfn * PAGE_SIZE < 3 * GiB || pfn * PAGE_SIZE >= 4 * GiB))).toBe(true);
+    expect(pfns.every((pfn) => pfn !== 0 && (pfn * PAGE_SIZE < 3 * GiB || pfn * PAGE_SIZE >= 4 * GiB))).toBe(
+      true,
+    );
     const sorted = [...pfns].sort((a, b) => a - b);
     const adjacent = sorted.filter((pfn, i) => i > 0 && sorted[i - 1] === pfn - 1).length;
     expect(adjacent).toBeLessThan(5);
@@ -66,8 +71,12 @@ describe("FrameAllocator", () => {
   it("honours zones for scattered and contiguous requests", () => {
     const { frames } = allocator(EIGHT_GIB);
     const owner = frames.registerOwner("hal");
-    expect(frames.allocate(50, { owner, zone: "dma24" }).every((pfn) => pfn * PAGE_SIZE < 16 * MiB)).toBe(true);
-    expect(frames.allocate(50, { owner, zone: "dma32" }).every((pfn) => pfn * PAGE_SIZE < 4 * GiB)).toBe(true);
+    expect(frames.allocate(50, { owner, zone: "dma24" }).every((pfn) => pfn * PAGE_SIZE < 16 * MiB)).toBe(
+      true,
+    );
+    expect(frames.allocate(50, { owner, zone: "dma32" }).every((pfn) => pfn * PAGE_SIZE < 4 * GiB)).toBe(
+      true,
+    );
     const run = frames.allocate(16, { owner, zone: "dma24", contiguous: true, alignment: 16 });
     expect(run[0]! % 16).toBe(0);
     expect(run.every((pfn, i) => pfn === run[0]! + i)).toBe(true);
@@ -79,7 +88,12 @@ describe("FrameAllocator", () => {
     const owner = frames.registerOwner("common");
     const top = frames.allocate(512, { owner, contiguous: true, alignment: 512 });
     expect(top[0]! * PAGE_SIZE).toBe(9 * GiB - 2 * MiB);
-    const bounded = frames.allocate(4, { owner, contiguous: true, minAddress: 1 * GiB, maxAddress: 1 * GiB + 64 * 1024 - 1 });
+    const bounded = frames.allocate(4, {
+      owner,
+      contiguous: true,
+      minAddress: 1 * GiB,
+      maxAddress: 1 * GiB + 64 * 1024 - 1,
+    });
     expect(bounded[0]! * PAGE_SIZE).toBe(1 * GiB + 48 * 1024);
     const low = frames.allocate(8, { owner, minAddress: 100 * MiB, maxAddress: 101 * MiB - 1 });
     expect(low.every((pfn) => pfn * PAGE_SIZE >= 100 * MiB && (pfn + 1) * PAGE_SIZE <= 101 * MiB)).toBe(true);
@@ -109,7 +123,7 @@ describe("FrameAllocator", () => {
     frames.free([mine[0]!], a);
     expect(codeOf(() => frames.free(mine, a))).toBe("double-free");
     expect(frames.ownerOf(mine[1]!)).toBe(a);
-    expect(codeOf(() => frames.free([3 * GiB / PAGE_SIZE], a))).toBe("out-of-range");
+    expect(codeOf(() => frames.free([(3 * GiB) / PAGE_SIZE], a))).toBe("out-of-range");
     expect(codeOf(() => frames.free([1.5], a))).toBe("out-of-range");
     expect(codeOf(() => frames.allocate(-1, { owner: a }))).toBe("bad-length");
     expect(codeOf(() => frames.allocate(1, { owner: a, alignment: 2 }))).toBe("out-of-range");
@@ -166,7 +180,11 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
     pick: fc.nat(),
     take: fc.integer({ min: 1, max: 40 }),
   }),
-  fc.record({ kind: fc.constant("bad-free" as const), owner: fc.integer({ min: 1, max: 3 }), pick: fc.nat() }),
+  fc.record({
+    kind: fc.constant("bad-free" as const),
+    owner: fc.integer({ min: 1, max: 3 }),
+    pick: fc.nat(),
+  }),
 );
 
 function withAlignment(command: Command, alignment: number): Command {
@@ -204,7 +222,9 @@ describe("FrameAllocator properties", () => {
                   candidates.some(
                     (pfn) =>
                       pfn % align === 0 &&
-                      Array.from({ length: command.count }, (_, i) => pfn + i).every((p) => candidates.includes(p)),
+                      Array.from({ length: command.count }, (_, i) => pfn + i).every((p) =>
+                        candidates.includes(p),
+                      ),
                   )
                 : candidates.length >= command.count;
               let pfns: number[] | undefined;
@@ -228,7 +248,10 @@ describe("FrameAllocator properties", () => {
             } else {
               const owned = [...model].filter(([, owner]) => owner === command.owner).map(([pfn]) => pfn);
               if (command.kind === "free") {
-                const chosen = owned.slice(command.pick % (owned.length + 1), command.pick % (owned.length + 1) + command.take);
+                const chosen = owned.slice(
+                  command.pick % (owned.length + 1),
+                  (command.pick % (owned.length + 1)) + command.take,
+                );
                 frames.free(chosen, command.owner);
                 for (const pfn of chosen) model.delete(pfn);
               } else {
@@ -243,7 +266,9 @@ describe("FrameAllocator properties", () => {
               expect(frames.framesOwnedBy(owner)).toBe([...model.values()].filter((o) => o === owner).length);
             }
             expect(frames.freeFrameCount("any")).toBe(TINY_FRAMES.length - model.size);
-            expect(frames.freeFrameCount("dma24")).toBe(255 - [...model.keys()].filter((pfn) => pfn < 256).length);
+            expect(frames.freeFrameCount("dma24")).toBe(
+              255 - [...model.keys()].filter((pfn) => pfn < 256).length,
+            );
             for (const pfn of TINY_FRAMES) expect(frames.ownerOf(pfn)).toBe(model.get(pfn) ?? 0);
           }
         },

@@ -1,7 +1,21 @@
+import { Container } from "inversify";
 import { describe, expect, it } from "vitest";
+import { CpuMemory } from "../../src/platform/cpu-memory.js";
 import { FrameAllocator } from "../../src/platform/frame-allocator.js";
-import { KERNEL_SPACE_END, KERNEL_SPACE_START, SYSTEM_PTE_START } from "../../src/platform/kernel-memory.js";
+import {
+  KERNEL_SPACE_END,
+  KERNEL_SPACE_START,
+  KernelMemory,
+  SYSTEM_PTE_START,
+} from "../../src/platform/kernel-memory.js";
+import { MemoryManager } from "../../src/platform/memory-manager.js";
 import { GiB, PAGE_SIZE } from "../../src/platform/page.js";
+import { PhysicalMemory } from "../../src/platform/physical-memory.js";
+import type { PlatformOptions as PlatformOptionsShape } from "../../src/platform/platform-options.js";
+import { ProcessManager } from "../../src/platform/process-manager.js";
+import { Random } from "../../src/platform/random.js";
+import { PlatformOptions } from "../../src/platform/tokens.js";
+import { Counters } from "../../src/trace/counters.js";
 import { errorCode, memoryFixture } from "./memory-fixture.js";
 
 describe("KernelMemory", () => {
@@ -122,5 +136,28 @@ describe("KernelMemory", () => {
     expect(errorCode(() => kernel.allocateNonPaged(10 * PAGE_SIZE, { owner: 99 }))).toBe("bad-handle");
     expect(frames.freeFrameCount()).toBe(free);
     expect(FrameAllocator.POISON).toBe(0x6b);
+  });
+
+  it("resolves with the rest of the memory half from an inversify container", () => {
+    const options: PlatformOptionsShape = {
+      ramRanges: [{ start: 0, end: 1 * GiB }],
+      coherent: false,
+      seed: 3,
+    };
+    const container = new Container({ defaultScope: "Singleton" });
+    container.bind(PlatformOptions).toConstantValue(options);
+    container.bind(PhysicalMemory).toConstantValue(new PhysicalMemory(options.ramRanges));
+    container.bind(Random).toConstantValue(new Random(options.seed));
+    container.bind(Counters).toSelf();
+    container.bind(FrameAllocator).toSelf();
+    container.bind(CpuMemory).toSelf();
+    container.bind(KernelMemory).toSelf();
+    container.bind(MemoryManager).toSelf();
+    container.bind(ProcessManager).toSelf();
+    const kernel = container.get(KernelMemory);
+    expect(container.get(CpuMemory).coherent).toBe(false);
+    expect(container.get(MemoryManager)).toBeInstanceOf(MemoryManager);
+    expect(container.get(ProcessManager).create("p").id).toBeGreaterThan(0);
+    expect(container.get(FrameAllocator).ownerName(kernel.poolOwner)).toBe("nonpaged-pool");
   });
 });
