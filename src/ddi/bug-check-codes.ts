@@ -12,9 +12,11 @@ export const SPIN_LOCK_NOT_OWNED = 0x10;
 export const MEMORY_MANAGEMENT = 0x1a;
 export const MULTIPLE_IRP_COMPLETE_REQUESTS = 0x44;
 export const PAGE_FAULT_IN_NONPAGED_AREA = 0x50;
+export const KMODE_EXCEPTION_NOT_HANDLED = 0x1e;
 export const INVALID_PROCESS_ATTACH_ATTEMPT = 0x05;
 export const INVALID_PROCESS_DETACH_ATTEMPT = 0x06;
 export const BAD_POOL_CALLER = 0xc2;
+export const IRQL_UNEXPECTED_VALUE = 0xc8;
 export const DRIVER_VERIFIER_IOMANAGER_VIOLATION = 0xc9;
 
 /** BAD_POOL_CALLER parameter 1 values (documented subcodes). */
@@ -25,25 +27,31 @@ export const BadPoolCaller = {
   invalidAddress: 0x46,
 } as const;
 
-/** MEMORY_MANAGEMENT parameter 1 values for MDL and contiguous-memory misuse (our numbering). */
-export const MdlRule = {
+/** MEMORY_MANAGEMENT parameter 1 values for MDL, contiguous-memory and I/O-space misuse (our numbering). */
+export const MmRule = {
   unlockNotLocked: 1,
   freeLocked: 2,
   freeTwice: 3,
   notResident: 4,
   alreadyResident: 5,
   notContiguousMemory: 6,
-  notAnMdl: 7,
+  notIoSpace: 7,
+  wrongMdlKind: 8,
 } as const;
 
-/** DRIVER_VERIFIER_IOMANAGER_VIOLATION parameter 1 values for device-object misuse (our numbering). */
+/**
+ * DRIVER_VERIFIER_IOMANAGER_VIOLATION parameter 1 values for I/O manager misuse (our numbering).
+ * A wrong kind of object where C takes a pointer (an MDL where a KDPC belongs) is what a bad
+ * pointer does in C: an access violation in kernel mode, KMODE_EXCEPTION_NOT_HANDLED with
+ * parameter 1 = STATUS_ACCESS_VIOLATION.
+ */
 export const IoRule = {
   deleteTwice: 1,
-  notADeviceObject: 2,
-  notAnIrp: 3,
+  deleteBusDevice: 2,
+  disconnectUnknown: 3,
   startPacketWithoutStartIo: 4,
   deleteAttached: 5,
-  notADriverObject: 6,
+  dpcNotInitialized: 6,
   removeWithoutDetach: 7,
   unloadWithDevices: 8,
 } as const;
@@ -54,6 +62,8 @@ const NAMES: Record<number, string> = {
   [SPIN_LOCK_NOT_OWNED]: "SPIN_LOCK_NOT_OWNED",
   [MEMORY_MANAGEMENT]: "MEMORY_MANAGEMENT",
   [MULTIPLE_IRP_COMPLETE_REQUESTS]: "MULTIPLE_IRP_COMPLETE_REQUESTS",
+  [KMODE_EXCEPTION_NOT_HANDLED]: "KMODE_EXCEPTION_NOT_HANDLED",
+  [IRQL_UNEXPECTED_VALUE]: "IRQL_UNEXPECTED_VALUE",
   [PAGE_FAULT_IN_NONPAGED_AREA]: "PAGE_FAULT_IN_NONPAGED_AREA",
   [INVALID_PROCESS_ATTACH_ATTEMPT]: "INVALID_PROCESS_ATTACH_ATTEMPT",
   [INVALID_PROCESS_DETACH_ATTEMPT]: "INVALID_PROCESS_DETACH_ATTEMPT",

@@ -50,7 +50,10 @@ export class LoopbackWire implements NicLink {
     this.#b = undefined;
   }
 
-  /** Starts (or replaces, or with undefined stops) recording every frame. The caller closes the writer. */
+  /**
+   * Starts (or replaces, or with undefined stops) recording every frame. The caller closes the
+   * writer; a closed writer is no longer fed.
+   */
   capture(writer: PcapWriter | undefined): void {
     this.#capture = writer;
   }
@@ -61,7 +64,7 @@ export class LoopbackWire implements NicLink {
       throw new PlatformError("not-owner", `${from.name} is not plugged into this wire`);
     this.stats.frames++;
     this.stats.bytes += frame.length;
-    this.#capture?.writeFrame(timeNs, frame);
+    if (this.#capture?.closed === false) this.#capture.writeFrame(timeNs, frame);
     if (!peer.receive(frame)) this.stats.dropped++;
   }
 }

@@ -63,8 +63,8 @@ export interface NicStats {
   rxMissed: number;
   /** Frames dropped because the receiver was disabled or the ring was not set up. */
   rxDisabled: number;
-  /** Frames dropped because they exceeded 16 KiB. */
-  txOversize: number;
+  /** Frames not sent: longer than 16 KiB, or empty. */
+  txInvalid: number;
   interrupts: number;
 }
 
@@ -103,7 +103,7 @@ export class NicDevice extends PciDevice {
     rxBytes: 0,
     rxMissed: 0,
     rxDisabled: 0,
-    txOversize: 0,
+    txInvalid: 0,
     interrupts: 0,
   };
   readonly #mac: Uint8Array;
@@ -190,19 +190,16 @@ export class NicDevice extends PciDevice {
   }
 
   /**
-   * A frame arrives from the link. Returns false if it was dropped (receiver off, no descriptors,
-   * too long, or a DMA failure), true once it is in the receive ring.
+   * A frame arrives from the link. Returns false if it was dropped (receiver off or its ring not
+   * set up, too few free descriptors, or a DMA failure), true once it is in the receive ring.
    */
   receive(frame: Uint8Array): boolean {
     if (!(frame instanceof Uint8Array) || frame.length === 0 || frame.length > MAX_FRAME_BYTES) {
       throw new PlatformError("bad-length", `a received frame must be 1..${MAX_FRAME_BYTES} bytes`);
     }
-    if (!this.attached || (this.#rctl & RctlBit.enable) === 0 || this.#ringSize(this.#rdlen) === 0) {
-      this.stats.rxDisabled++;
-      return false;
-    }
     const count = this.#ringSize(this.#rdlen);
-    if (this.#rdh >= count || this.#rdt >= count) {
+    const ringUsable = count > 0 && this.#rdh < count && this.#rdt < count;
+    if (!this.attached || (this.#rctl & RctlBit.enable) === 0 || !ringUsable) {
       this.stats.rxDisabled++;
       return false;
     }
@@ -474,8 +471,8 @@ export class NicDevice extends PciDevice {
   #gather(generation: number): void {
     if (generation !== this.#generation) return;
     const count = this.#ringSize(this.#tdlen);
-    if (count === 0 || this.#tdh >= count || this.#tdt >= count) {
-      // The driver moved the ring under the transmit unit: nothing valid to send.
+    if ((this.#tctl & TctlBit.enable) === 0 || count === 0 || this.#tdh >= count || this.#tdt >= count) {
+      // The driver disabled or moved the ring under the transmit unit: nothing valid to send.
       this.#txBusy = false;
       return;
     }
@@ -514,14 +511,15 @@ export class NicDevice extends PciDevice {
       if ((cmd & TxCmd.eop) !== 0) break;
     }
     frame.next = slot;
-    if (oversize) this.stats.txOversize++;
     const padded = !oversize && (this.#tctl & TctlBit.psp) !== 0 && frame.length < MIN_FRAME_BYTES;
     if (padded) {
       this.#frame.fill(0, frame.length, MIN_FRAME_BYTES);
       frame.length = MIN_FRAME_BYTES;
     }
+    const invalid = oversize || frame.length === 0;
+    if (invalid) this.stats.txInvalid++;
     const wireNs = this.transferTime(frame.length) - this.latencyNs;
-    this.after(wireNs, () => this.#transmitted(generation, oversize), `${this.name} tx done`);
+    this.after(wireNs, () => this.#transmitted(generation, invalid), `${this.name} tx done`);
   }
 
   /** The frame left: write DD back, move TDH, hand the frame to the link, raise the causes. */

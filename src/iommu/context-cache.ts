@@ -1,5 +1,5 @@
 /**
- * One unit's context-cache (VT-d 6.2.1): present context entries as last read from RAM, tagged by
+ * One unit's context-cache (iommu-anchors §1.4): present context entries as last read from RAM, tagged by
  * source id. Direct-mapped and bounded. A global invalidation bumps a generation number and
  * thereby drops every entry in O(1), as QEMU's context_cache_gen does (iommu-anchors §9.2);
  * domain- and device-selective invalidations clear matching slots. Not-present entries are never
@@ -45,7 +45,10 @@ export class ContextCache {
 
   invalidateDomain(did: number): void {
     for (let slot = 0; slot < SLOTS; slot++) {
-      if (this.#tag[slot] !== EMPTY && ((this.#words[slot * 3 + 2]! >>> CONTEXT_DID_SHIFT) & 0xffff) === did) {
+      if (
+        this.#tag[slot] !== EMPTY &&
+        ((this.#words[slot * 3 + 2]! >>> CONTEXT_DID_SHIFT) & 0xffff) === did
+      ) {
         this.#tag[slot] = EMPTY;
       }
     }

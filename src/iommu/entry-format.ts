@@ -32,9 +32,9 @@ export const CONTEXT_AW_MASK = 0x7;
 export const CONTEXT_DID_SHIFT = 8;
 export const CONTEXT_RESERVED_WORD2 = 0xff000080;
 
-/** Translation types (TT): untranslated requests only, with device-TLB (ATS), pass-through. */
+/** Translation types (TT) this model supports: untranslated requests only, and pass-through. TT 1
+ * (device-TLB / ATS) needs ECAP.DT, which this model does not offer; TT 3 is reserved. */
 export const TT_MULTI_LEVEL = 0;
-export const TT_DEVICE_TLB = 1;
 export const TT_PASS_THROUGH = 2;
 
 /** AW 1 = 39-bit 3-level, AW 2 = 48-bit 4-level (CAP.SAGAW bits 1 and 2; Linux agaw). */

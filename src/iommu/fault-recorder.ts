@@ -1,5 +1,5 @@
 /**
- * Primary fault logging of one unit (VT-d 7.3, iommu-anchors §1.5): NFR 128-bit fault recording
+ * Primary fault logging of one unit (iommu-anchors §1.5): NFR 128-bit fault recording
  * registers (FRCD) in a fixed typed array, the fault status register FSTS (PFO, PPF, FRI) and the
  * fault event control register FECTL (IM, IP). `report` follows QEMU's vtd_report_frcd_fault
  * step by step; `service` is what Linux's dmar_fault does with the records.
@@ -63,7 +63,7 @@ export class FaultRecorder {
 
   /** FECTL. */
   get control(): number {
-    return this.#control;
+    return this.#control >>> 0;
   }
 
   /** Records a fault as the hardware does; the caller has already applied FPD. */
@@ -71,7 +71,8 @@ export class FaultRecorder {
     const before = this.#status;
     if ((before & FSTS_PFO) !== 0) return "overflow";
     for (let i = 0; i < this.size; i++) {
-      if ((this.#records[i * 4 + 3]! & FRCD_F) !== 0 && this.#records[i * 4 + 2] === requesterId) return "collapsed";
+      if ((this.#records[i * 4 + 3]! & FRCD_F) !== 0 && this.#records[i * 4 + 2] === requesterId)
+        return "collapsed";
     }
     const index = this.#next;
     const base = index * 4;

@@ -108,7 +108,10 @@ export class IoPageTable {
     checkRange(iova, size, "IOVA", IOVA_BITS);
     checkRange(physicalAddress, size, "physical address", MAX_PHYSICAL_ADDRESS_BITS);
     if (permissions !== 1 && permissions !== 2 && permissions !== 3) {
-      throw new PlatformError("out-of-range", `permissions ${String(permissions)} must be Read, Write or ReadWrite`);
+      throw new PlatformError(
+        "out-of-range",
+        `permissions ${String(permissions)} must be Read, Write or ReadWrite`,
+      );
     }
     if (size === PAGE_SIZE) {
       this.#mapPage(iova, physicalAddress, permissions);
@@ -119,7 +122,14 @@ export class IoPageTable {
     const created: number[] = [];
     try {
       for (let offset = 0; offset < size; ) {
-        offset += this.#placeLeaf(iova + offset, physicalAddress + offset, size - offset, permissions, linked, created);
+        offset += this.#placeLeaf(
+          iova + offset,
+          physicalAddress + offset,
+          size - offset,
+          permissions,
+          linked,
+          created,
+        );
       }
     } catch (error) {
       this.#rollBack(linked, created);
@@ -227,7 +237,13 @@ export class IoPageTable {
       const entryStart = base + i * size;
       if (level === 1 || (low & PTE_PAGE_SIZE) !== 0) throw alreadyMapped(Math.max(start, entryStart));
       const child = this.#views.get(entryPfn(low, table[i * 2 + 1]!));
-      this.#checkUnmapped(child, level - 1, entryStart, Math.max(start, entryStart), Math.min(end, entryStart + size));
+      this.#checkUnmapped(
+        child,
+        level - 1,
+        entryStart,
+        Math.max(start, entryStart),
+        Math.min(end, entryStart + size),
+      );
     }
   }
 
@@ -368,7 +384,8 @@ export class IoPageTable {
     const flags = level - 1 > 1 ? PTE_PAGE_SIZE : 0;
     const pfn = this.#spare[this.#spareUsed++]!;
     const child = this.#newTable(pfn);
-    for (let i = 0; i < TABLE_ENTRIES; i++) writeLeafEntry(child, i * 2, address + i * childSize, permissions, flags);
+    for (let i = 0; i < TABLE_ENTRIES; i++)
+      writeLeafEntry(child, i * 2, address + i * childSize, permissions, flags);
     writeTableEntry(table, word, pfn);
     return child;
   }
@@ -381,7 +398,8 @@ function splitCost(level: number, base: number, s: number, e: number): number {
   const first = base + Math.floor((s - base) / childSize) * childSize;
   const last = base + Math.floor((e - 1 - base) / childSize) * childSize;
   let cost = 1;
-  if (s !== first || e < first + childSize) cost += splitCost(level - 1, first, s, Math.min(e, first + childSize));
+  if (s !== first || e < first + childSize)
+    cost += splitCost(level - 1, first, s, Math.min(e, first + childSize));
   if (last !== first && e !== last + childSize) cost += splitCost(level - 1, last, last, e);
   return cost;
 }

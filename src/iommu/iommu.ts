@@ -18,8 +18,8 @@ import type { DmaAccess, DmaRemapper, DmaTranslation } from "../platform/dma-rem
 import { FrameAllocator } from "../platform/frame-allocator.js";
 import { checkAddress, checkLength, formatAddress, PAGE_SIZE } from "../platform/page.js";
 import { checkRequesterId, formatRequesterId } from "../platform/pci-address.js";
-import { PlatformError } from "../platform/platform-error.js";
 import { PhysicalMemory } from "../platform/physical-memory.js";
+import { PlatformError } from "../platform/platform-error.js";
 import { Counters } from "../trace/counters.js";
 import { EventBus } from "../trace/event-bus.js";
 import { IOVA_BITS, IOVA_LIMIT, TT_MULTI_LEVEL, TT_PASS_THROUGH } from "./entry-format.js";
@@ -31,7 +31,7 @@ import { MAX_ADDRESS_MASK, PASSTHROUGH_DOMAIN_ID, RemappingUnit } from "./remapp
 import { TableViews } from "./table-views.js";
 import { IommuOptions } from "./tokens.js";
 
-/** The MSI address window (VT-d 3.14): interrupt requests, never remapped as DMA. */
+/** The MSI address window (iommu-anchors §1.7): interrupt requests, never remapped as DMA. */
 export const INTERRUPT_WINDOW_START = 0xfee00000;
 export const INTERRUPT_WINDOW_END = 0xfef00000;
 
@@ -95,14 +95,18 @@ export class Iommu implements DmaRemapper {
 
   /** GCMD.TE: turns DMA remapping on or off for every unit. */
   setTranslationEnabled(enabled: boolean): void {
-    if (typeof enabled !== "boolean") throw new PlatformError("out-of-range", "translation enable must be a boolean");
+    if (typeof enabled !== "boolean")
+      throw new PlatformError("out-of-range", "translation enable must be a boolean");
     this.translation = enabled;
   }
 
   /** DmaRemapper: one request of `requesterId` to `busAddress`. */
   translate(requesterId: number, busAddress: number, access: DmaAccess, out: DmaTranslation): boolean {
     if (!Number.isSafeInteger(busAddress) || busAddress < 0) {
-      throw new PlatformError("bad-address", `bus address ${formatAddress(busAddress)} is not an integer >= 0`);
+      throw new PlatformError(
+        "bad-address",
+        `bus address ${formatAddress(busAddress)} is not an integer >= 0`,
+      );
     }
     if (access !== "read" && access !== "write") {
       throw new PlatformError("out-of-range", `DMA access ${String(access)} is neither read nor write`);
@@ -128,15 +132,19 @@ export class Iommu implements DmaRemapper {
     const index = (requesterId & 0xffff) === requesterId ? this.unitOf[requesterId]! : NO_UNIT;
     if (index === NO_UNIT) {
       checkRequesterId(requesterId);
-      throw new PlatformError("out-of-range", `no remapping unit covers requester ${formatRequesterId(requesterId)}`);
+      throw new PlatformError(
+        "out-of-range",
+        `no remapping unit covers requester ${formatRequesterId(requesterId)}`,
+      );
     }
     return this.units[index]!;
   }
 
   /** A new, empty domain (allocates its level-4 table). */
   createDomain(options: DomainOptions = {}): IommuDomain {
-    const superpages = options.superpages ?? true;
-    if (typeof superpages !== "boolean") throw new PlatformError("out-of-range", "superpages must be a boolean");
+    const superpages = options?.superpages ?? true;
+    if (typeof superpages !== "boolean")
+      throw new PlatformError("out-of-range", "superpages must be a boolean");
     const table = new IoPageTable(this.views, this.frames, this.frameOwner, superpages);
     return new IommuDomain(this.nextDomain++, this, table, this.units.length);
   }
@@ -145,7 +153,10 @@ export class Iommu implements DmaRemapper {
   destroyDomain(domain: IommuDomain): void {
     this.checkDomain(domain);
     if (domain.deviceCount > 0) {
-      throw new PlatformError("bad-state", `domain ${domain.id} still has ${domain.deviceCount} device(s) attached`);
+      throw new PlatformError(
+        "bad-state",
+        `domain ${domain.id} still has ${domain.deviceCount} device(s) attached`,
+      );
     }
     domain.pageTable.destroy();
   }
@@ -289,7 +300,12 @@ export class Iommu implements DmaRemapper {
     this.announce(unit, requesterId, "detach", did);
   }
 
-  private announce(unit: RemappingUnit, requesterId: number, kind: "attach" | "passthrough" | "detach", did: number): void {
+  private announce(
+    unit: RemappingUnit,
+    requesterId: number,
+    kind: "attach" | "passthrough" | "detach",
+    did: number,
+  ): void {
     if (this.events.hasListeners("iommu.context")) {
       this.events.emit("iommu.context", { unit: unit.name, requesterId, kind, domainId: did });
     }
@@ -298,14 +314,19 @@ export class Iommu implements DmaRemapper {
 
 function badFlushRange(iova: number, pages: number): PlatformError {
   checkAddress(iova, "IOVA", IOVA_BITS);
-  if (iova % PAGE_SIZE !== 0) return new PlatformError("bad-address", `IOVA ${formatAddress(iova)} is not page aligned`);
+  if (iova % PAGE_SIZE !== 0)
+    return new PlatformError("bad-address", `IOVA ${formatAddress(iova)} is not page aligned`);
   checkLength(pages, "page count");
-  return new PlatformError("bad-length", `${pages} page(s) at ${formatAddress(iova)} is not a range below 2^48`);
+  return new PlatformError(
+    "bad-length",
+    `${pages} page(s) at ${formatAddress(iova)} is not a range below 2^48`,
+  );
 }
 
 function checkFpd(options: AttachOptions): boolean {
-  const fpd = options.faultProcessingDisable ?? false;
-  if (typeof fpd !== "boolean") throw new PlatformError("out-of-range", "faultProcessingDisable must be a boolean");
+  const fpd = options?.faultProcessingDisable ?? false;
+  if (typeof fpd !== "boolean")
+    throw new PlatformError("out-of-range", "faultProcessingDisable must be a boolean");
   return fpd;
 }
 

@@ -1,5 +1,5 @@
 /**
- * One unit's IOTLB: a bounded cache of leaf translations (VT-d 6.2.4), tagged by source id and
+ * One unit's IOTLB: a bounded cache of leaf translations (iommu-anchors §1.4), tagged by source id and
  * domain id and remembering the leaf level (4 KiB, 2 MiB, 1 GiB), as QEMU keys it
  * ({gfn, sid, level}, iommu-anchors §9.2). It is filled by page walks and emptied only by
  * invalidation commands or by replacement, so a stale entry keeps translating until software
@@ -62,7 +62,11 @@ export class Iotlb {
     for (let level = 1; level <= 3; level++) {
       if (this.#perLevel[level] === 0) continue;
       const page = Math.floor(address / LEVEL_SIZE[level]!);
-      for (let slot = this.#heads[this.#bucket(sid, level, page)]!; slot !== EMPTY; slot = this.#next[slot]!) {
+      for (
+        let slot = this.#heads[this.#bucket(sid, level, page)]!;
+        slot !== EMPTY;
+        slot = this.#next[slot]!
+      ) {
         if (this.#page[slot] === page && this.#sid[slot] === sid && this.#level[slot] === level) {
           return (this.#permissions[slot]! & permissions) === permissions ? slot : EMPTY;
         }
@@ -84,11 +88,21 @@ export class Iotlb {
   }
 
   /** Caches a leaf found by a walk; `physicalBase` is the leaf's (superpage's) base address. */
-  insert(sid: number, did: number, level: number, address: number, physicalBase: number, permissions: number): void {
+  insert(
+    sid: number,
+    did: number,
+    level: number,
+    address: number,
+    physicalBase: number,
+    permissions: number,
+  ): void {
     const page = Math.floor(address / LEVEL_SIZE[level]!);
     const bucket = this.#bucket(sid, level, page);
     let slot = this.#heads[bucket]!;
-    while (slot !== EMPTY && !(this.#page[slot] === page && this.#sid[slot] === sid && this.#level[slot] === level)) {
+    while (
+      slot !== EMPTY &&
+      !(this.#page[slot] === page && this.#sid[slot] === sid && this.#level[slot] === level)
+    ) {
       slot = this.#next[slot]!;
     }
     if (slot !== EMPTY) {

@@ -49,7 +49,6 @@ import {
 import { FaultReason, isQualifiedFault } from "./fault-reason.js";
 import { FaultRecorder } from "./fault-recorder.js";
 import type { IommuInvalidationKind } from "./iommu-events.js";
-import "./iommu-events.js";
 import { Iotlb } from "./iotlb.js";
 import { type TableViews, ZERO_TABLE } from "./table-views.js";
 
@@ -106,7 +105,13 @@ export class RemappingUnit {
   /** FPD of the context entry the last failed context read saw (false when it saw none). */
   #contextFpd = false;
 
-  constructor(index: number, name: string, iotlbEntries: number, faultRecords: number, host: RemappingUnitHost) {
+  constructor(
+    index: number,
+    name: string,
+    iotlbEntries: number,
+    faultRecords: number,
+    host: RemappingUnitHost,
+  ) {
     this.index = index;
     this.name = name;
     this.#host = host;
@@ -174,7 +179,8 @@ export class RemappingUnit {
     this.#counters.add("iommu.iotlb.miss");
     const word2 = this.#contextCache.word(context, 2);
     const addressWidth = word2 & CONTEXT_AW_MASK;
-    if (address >= 2 ** (30 + 9 * addressWidth)) return this.#fault(sid, address, access, FaultReason.BeyondMgaw, fpd, out);
+    if (address >= 2 ** (30 + 9 * addressWidth))
+      return this.#fault(sid, address, access, FaultReason.BeyondMgaw, fpd, out);
     return this.#walk(
       sid,
       (word2 >>> CONTEXT_DID_SHIFT) & 0xffff,
@@ -256,7 +262,12 @@ export class RemappingUnit {
     const r = (sid >>> 8) * ROOT_ENTRY_WORDS;
     const r0 = root[r]!;
     if ((r0 & ROOT_PRESENT) === 0) return -FaultReason.RootEntryNotPresent;
-    if ((r0 & ROOT_RESERVED_LOW) !== 0 || (root[r + 1]! & ADDRESS_HIGH_RESERVED) !== 0 || root[r + 2] || root[r + 3]) {
+    if (
+      (r0 & ROOT_RESERVED_LOW) !== 0 ||
+      (root[r + 1]! & ADDRESS_HIGH_RESERVED) !== 0 ||
+      root[r + 2] ||
+      root[r + 3]
+    ) {
       return -FaultReason.RootEntryReserved;
     }
     const table = this.#views.peek(entryPfn(r0, root[r + 1]!));
@@ -282,8 +293,15 @@ export class RemappingUnit {
     return this.#contextCache.fill(sid, c0, c1, c2);
   }
 
-  /** Fault processing (VT-d 7.2-7.3): count, apply FPD to qualified faults, record, announce. */
-  #fault(sid: number, address: number, access: DmaAccess, reason: number, fpd: boolean, out: DmaTranslation): false {
+  /** Fault processing (iommu-anchors §1.5): count, apply FPD to qualified faults, record, announce. */
+  #fault(
+    sid: number,
+    address: number,
+    access: DmaAccess,
+    reason: number,
+    fpd: boolean,
+    out: DmaTranslation,
+  ): false {
     out.physicalAddress = 0;
     out.length = 0;
     out.faultReason = reason;
@@ -356,10 +374,18 @@ export class RemappingUnit {
    * `address`, which must be aligned to that size. `invalidationHint` (IH) says only leaf
    * entries changed; this model has no paging-structure caches, so it is accepted and ignored.
    */
-  invalidateIotlbPages(domainId: number, address: number, addressMask: number, invalidationHint = false): void {
+  invalidateIotlbPages(
+    domainId: number,
+    address: number,
+    addressMask: number,
+    invalidationHint = false,
+  ): void {
     this.#checkDomainId(domainId);
     if (!Number.isInteger(addressMask) || addressMask < 0 || addressMask > MAX_ADDRESS_MASK) {
-      throw new PlatformError("out-of-range", `address mask ${String(addressMask)} is not in [0, ${MAX_ADDRESS_MASK}]`);
+      throw new PlatformError(
+        "out-of-range",
+        `address mask ${String(addressMask)} is not in [0, ${MAX_ADDRESS_MASK}]`,
+      );
     }
     const bytes = 2 ** addressMask * PAGE_SIZE;
     if (!(Number.isSafeInteger(address) && address >= 0 && address < IOVA_LIMIT)) {
@@ -375,7 +401,15 @@ export class RemappingUnit {
       throw new PlatformError("out-of-range", "the invalidation hint must be a boolean");
     }
     const dropped = this.#iotlb.invalidateRange(domainId, address, bytes);
-    this.#announce("iotlb-page", "iommu.invalidate.iotlb-page", domainId, 0, address, 2 ** addressMask, dropped);
+    this.#announce(
+      "iotlb-page",
+      "iommu.invalidate.iotlb-page",
+      domainId,
+      0,
+      address,
+      2 ** addressMask,
+      dropped,
+    );
   }
 
   #announce(
@@ -389,7 +423,15 @@ export class RemappingUnit {
   ): void {
     this.#counters.add(counter);
     if (this.#events.hasListeners("iommu.invalidate")) {
-      this.#events.emit("iommu.invalidate", { unit: this.name, kind, domainId, requesterId, address, pages, dropped });
+      this.#events.emit("iommu.invalidate", {
+        unit: this.name,
+        kind,
+        domainId,
+        requesterId,
+        address,
+        pages,
+        dropped,
+      });
     }
   }
 
@@ -487,7 +529,9 @@ export class RemappingUnit {
 
   /** True for allocated ids and the reserved ids 0 and 1. */
   isDomainIdAllocated(domainId: number): boolean {
-    return Number.isInteger(domainId) && domainId >= 0 && domainId < DOMAIN_IDS && this.#domainIds[domainId] === 1;
+    return (
+      Number.isInteger(domainId) && domainId >= 0 && domainId < DOMAIN_IDS && this.#domainIds[domainId] === 1
+    );
   }
 
   #checkDomainId(domainId: number): void {

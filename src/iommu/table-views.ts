@@ -5,8 +5,8 @@
  * path is seen by the next walk, exactly as hardware would see it.
  */
 import { PAGE_SIZE } from "../platform/page.js";
-import { PlatformError } from "../platform/platform-error.js";
 import type { PhysicalMemory } from "../platform/physical-memory.js";
+import { PlatformError } from "../platform/platform-error.js";
 
 const SLOTS = 4096;
 const WORDS_PER_FRAME = PAGE_SIZE / 4;
@@ -21,7 +21,10 @@ export class TableViews {
 
   constructor(memory: PhysicalMemory) {
     if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
-      throw new PlatformError("bad-state", "IOMMU tables are little-endian words: a big-endian host is not supported");
+      throw new PlatformError(
+        "bad-state",
+        "IOMMU tables are little-endian words: a big-endian host is not supported",
+      );
     }
     this.#memory = memory;
   }

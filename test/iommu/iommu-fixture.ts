@@ -1,11 +1,13 @@
 /** Shared set-up for the IOMMU tests: the hardware objects built directly, no container. */
+import fc from "fast-check";
+import type { IoPermission } from "../../src/iommu/io-page-table.js";
 import { Iommu } from "../../src/iommu/iommu.js";
 import type { IommuFaultEvent, IommuInvalidateEvent } from "../../src/iommu/iommu-events.js";
 import type { IommuOptions } from "../../src/iommu/iommu-options.js";
 import { createTranslation, type DmaAccess, type DmaTranslation } from "../../src/platform/dma-remapper.js";
 import { FrameAllocator } from "../../src/platform/frame-allocator.js";
-import { GiB, PAGE_SIZE } from "../../src/platform/page.js";
-import { PhysicalMemory } from "../../src/platform/physical-memory.js";
+import { GiB, LARGE_PAGE_SIZE, PAGE_SIZE } from "../../src/platform/page.js";
+import { PhysicalMemory, type RamRange } from "../../src/platform/physical-memory.js";
 import { Random } from "../../src/platform/random.js";
 import { Counters } from "../../src/trace/counters.js";
 import { EventBus } from "../../src/trace/event-bus.js";
@@ -30,8 +32,8 @@ export const RAM = [
 /** A physical address in the MMIO hole: not RAM. */
 export const MMIO_ADDRESS = 3.5 * GiB;
 
-export function createRig(options: Partial<IommuOptions> = {}): Rig {
-  const memory = new PhysicalMemory(RAM);
+export function createRig(options: Partial<IommuOptions> = {}, ram: readonly RamRange[] = RAM): Rig {
+  const memory = new PhysicalMemory(ram);
   const frames = new FrameAllocator(memory, new Random(7));
   const events = new EventBus();
   const counters = new Counters();
@@ -120,9 +122,16 @@ export class ReferenceMap {
     this.#segments = next;
   }
 
+  /** Mapped ranges in address order. */
+  ranges(): { start: number; end: number }[] {
+    return [...this.#segments].sort((a, b) => a.start - b.start).map((x) => ({ start: x.start, end: x.end }));
+  }
+
   find(address: number): { physical: number; permissions: number } | undefined {
     const s = this.#segments.find((x) => address >= x.start && address < x.end);
-    return s === undefined ? undefined : { physical: s.physical + (address - s.start), permissions: s.permissions };
+    return s === undefined
+      ? undefined
+      : { physical: s.physical + (address - s.start), permissions: s.permissions };
   }
 
   /** Interesting addresses: both ends and the middle of every range, and around them. */
@@ -135,4 +144,125 @@ export class ReferenceMap {
     }
     return [...out];
   }
+}
+
+export type Op =
+  | {
+      readonly kind: "map";
+      readonly iova: number;
+      readonly size: number;
+      readonly physical: number;
+      readonly permissions: IoPermission;
+    }
+  | { readonly kind: "unmap"; readonly iova: number; readonly size: number };
+
+/** An operation as generated: "unmap-existing" picks a part of a live mapping once the model is known. */
+export type OpSpec =
+  | Op
+  | {
+      readonly kind: "unmap-existing";
+      readonly pick: number;
+      readonly offset: number;
+      readonly pages: number;
+    };
+
+/** IOVA region the random operations play in: 8 MiB of small and 2 MiB pages, then one 1 GiB slot. */
+export const OP_BASE = GiB;
+export const HUGE_SLOT = 2 * GiB;
+const PHYSICAL_BASE = 64 * GiB;
+
+const permissionsArb = fc.constantFrom<IoPermission>(1, 2, 3);
+
+/** Random map/unmap operations that mix 4 KiB runs, 2 MiB-aligned runs and a 1 GiB page. */
+export const opArb: fc.Arbitrary<OpSpec> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant("unmap-existing" as const),
+      pick: fc.nat(),
+      offset: fc.nat(),
+      pages: fc.integer({ min: 1, max: 600 }),
+    }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc
+      .record({ page: fc.integer({ min: 0, max: 2047 }), pages: fc.integer({ min: 1, max: 8 }) })
+      .chain(({ page, pages }) =>
+        fc.record({
+          kind: fc.constant("map" as const),
+          iova: fc.constant(OP_BASE + page * PAGE_SIZE),
+          size: fc.constant(pages * PAGE_SIZE),
+          physical: fc.integer({ min: 0, max: 1 << 20 }).map((p) => PHYSICAL_BASE + p * PAGE_SIZE),
+          permissions: permissionsArb,
+        }),
+      ),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("map" as const),
+      iova: fc.integer({ min: 0, max: 3 }).map((slot) => OP_BASE + slot * LARGE_PAGE_SIZE),
+      size: fc.integer({ min: 1, max: 2 }).map((n) => n * LARGE_PAGE_SIZE),
+      physical: fc.integer({ min: 0, max: 1000 }).map((p) => PHYSICAL_BASE + p * LARGE_PAGE_SIZE),
+      permissions: permissionsArb,
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("map" as const),
+      iova: fc.constant(HUGE_SLOT),
+      size: fc.constant(GiB),
+      physical: fc.integer({ min: 0, max: 7 }).map((p) => PHYSICAL_BASE + p * GiB),
+      permissions: permissionsArb,
+    }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant("unmap" as const),
+      iova: fc.integer({ min: 0, max: 2047 }).map((page) => OP_BASE + page * PAGE_SIZE),
+      size: fc.integer({ min: 1, max: 700 }).map((pages) => pages * PAGE_SIZE),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("unmap" as const),
+      iova: fc.integer({ min: 0, max: GiB / PAGE_SIZE - 1 }).map((page) => HUGE_SLOT + page * PAGE_SIZE),
+      size: fc.integer({ min: 1, max: 1024 }).map((pages) => pages * PAGE_SIZE),
+    }),
+  },
+);
+
+/** The concrete operation for `spec` given the model's current mappings (undefined: nothing to unmap). */
+export function concreteOp(model: ReferenceMap, spec: OpSpec): Op | undefined {
+  if (spec.kind !== "unmap-existing") return spec;
+  const ranges = model.ranges();
+  if (ranges.length === 0) return undefined;
+  const range = ranges[spec.pick % ranges.length]!;
+  const pages = (range.end - range.start) / PAGE_SIZE;
+  const first = spec.offset % pages;
+  return {
+    kind: "unmap",
+    iova: range.start + first * PAGE_SIZE,
+    size: Math.min(spec.pages, pages - first) * PAGE_SIZE,
+  };
+}
+
+/**
+ * Applies `op` to the model, and returns the PlatformError code the real table must throw
+ * ("already-mapped", "not-mapped") or undefined when the operation must succeed.
+ */
+export function applyToModel(model: ReferenceMap, op: Op): string | undefined {
+  const end = Math.min(op.iova + op.size, 2 ** 48);
+  if (op.kind === "map") {
+    if (!model.isFree(op.iova, end)) return "already-mapped";
+    model.map(op.iova, op.size, op.physical, op.permissions);
+    return undefined;
+  }
+  if (!model.isMapped(op.iova, end)) return "not-mapped";
+  model.unmap(op.iova, op.size);
+  return undefined;
 }

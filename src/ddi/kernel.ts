@@ -1,0 +1,1099 @@
+/**
+ * The Kernel: the one object a driver talks to (`@inject(Kernel) kernel: Kernel`), with the
+ * ntoskrnl and HAL routines of wdm.h under their Windows names and parameter orders.
+ *
+ * How C maps to TypeScript is the convention of src/hal/wdm/dma-operations.ts, applied here too:
+ * memory pointers are numbers (0 is NULL), object pointers are objects (NULL is undefined), and a
+ * routine with out-parameters returns a record of its return value and each out-parameter
+ * (IoConnectInterrupt -> { Status, InterruptObject }); a routine whose only result is one
+ * out-parameter returns it (KeRaiseIrql -> OldIrql). Caller-allocated structures (KDPC,
+ * KSPIN_LOCK, KAPC_STATE) are `new`-ed by the driver and passed in, as in C. Routines that raise an
+ * exception in C (MmProbeAndLockPages) return the exception's status instead: a driver has no
+ * __try here. ReadMemory/WriteMemory/RtlCopyMemory/RtlZeroMemory stand for C pointer access
+ * (`*p`, `memcpy`), the only way a driver reaches memory.
+ *
+ * Every routine first checks the IRQL its WDK page requires, then validates its input: bad input
+ * returns the documented NTSTATUS (or NULL), or throws a BugCheck where Windows would crash. A
+ * PlatformError from the layers below never escapes.
+ */
+import { inject, injectable } from "inversify";
+import { Hal } from "../hal/hal.js";
+import { BugCheck, IRQL_NOT_LESS_OR_EQUAL } from "../hal/wdm/bug-check.js";
+import type { DEVICE_DESCRIPTION } from "../hal/wdm/device-description.js";
+import type { DEVICE_OBJECT, DRIVER_OBJECT, IO_STACK_LOCATION, IRP, MDL } from "../hal/wdm/device-object.js";
+import type { IoGetDmaAdapterResult, PHYSICAL_ADDRESS, PVOID } from "../hal/wdm/dma-operations.js";
+import { MmCached, MmNonCached, MmWriteCombined, type MEMORY_CACHING_TYPE } from "../hal/wdm/dma-v3-types.js";
+import { APC_LEVEL, DISPATCH_LEVEL, HIGH_LEVEL, type KIRQL, PASSIVE_LEVEL } from "../hal/wdm/irql.js";
+import {
+  type NTSTATUS,
+  STATUS_INSUFFICIENT_RESOURCES,
+  STATUS_INVALID_PARAMETER,
+  STATUS_SUCCESS,
+} from "../hal/wdm/ntstatus.js";
+import { CpuMemory } from "../platform/cpu-memory.js";
+import { FrameAllocator } from "../platform/frame-allocator.js";
+import { isKernelAddress, KernelMemory } from "../platform/kernel-memory.js";
+import { type LockOperation, Mdl } from "../platform/mdl.js";
+import { MAX_MDL_LENGTH, MemoryManager } from "../platform/memory-manager.js";
+import { formatAddress, PAGE_SIZE } from "../platform/page.js";
+import { PciBus } from "../platform/pci-bus.js";
+import { PlatformError } from "../platform/platform-error.js";
+import { ProcessAddressSpace, USER_SPACE_END } from "../platform/process-address-space.js";
+import { MAX_INTERRUPT_LINE, Scheduler } from "../platform/scheduler.js";
+import { Counters } from "../trace/counters.js";
+import {
+  BAD_POOL_CALLER,
+  BadPoolCaller,
+  bugCheck,
+  DRIVER_VERIFIER_IOMANAGER_VIOLATION,
+  INVALID_PROCESS_ATTACH_ATTEMPT,
+  INVALID_PROCESS_DETACH_ATTEMPT,
+  IoRule,
+  IRQL_NOT_GREATER_OR_EQUAL,
+  IRQL_UNEXPECTED_VALUE,
+  KMODE_EXCEPTION_NOT_HANDLED,
+  MEMORY_MANAGEMENT,
+  MmRule,
+  MULTIPLE_IRP_COMPLETE_REQUESTS,
+  PAGE_FAULT_IN_NONPAGED_AREA,
+  SPIN_LOCK_ALREADY_OWNED,
+  SPIN_LOCK_NOT_OWNED,
+} from "./bug-check-codes.js";
+import { DeviceObject } from "./device-object.js";
+import { DriverObject } from "./driver-object.js";
+import { IoManager } from "./io-manager.js";
+import { IoSpace } from "./io-space.js";
+import { Irp } from "./irp.js";
+import { KAPC_STATE, type PEPROCESS } from "./kapc-state.js";
+import { type KDEFERRED_ROUTINE, KDPC } from "./kdpc.js";
+import { KINTERRUPT, type KSERVICE_ROUTINE, type KSYNCHRONIZE_ROUTINE } from "./kinterrupt.js";
+import { KSPIN_LOCK } from "./kspin-lock.js";
+import { IoModifyAccess, IoReadAccess, IoWriteAccess, KernelMode, type KPROCESSOR_MODE, type LOCK_OPERATION, UserMode } from "./mm-constants.js";
+import { STATUS_ACCESS_VIOLATION, STATUS_OBJECT_NAME_INVALID } from "./ntstatus-io.js";
+import {
+  NonPagedPool,
+  NonPagedPoolNx,
+  POOL_FLAG_CACHE_ALIGNED,
+  POOL_FLAG_NON_PAGED,
+  POOL_FLAG_NON_PAGED_EXECUTE,
+  POOL_FLAG_PAGED,
+  POOL_FLAG_RAISE_ON_FAILURE,
+  POOL_FLAG_UNINITIALIZED,
+  POOL_FLAG_USE_QUOTA,
+  type POOL_FLAGS,
+  type POOL_TAG,
+  type POOL_TYPE,
+  PagedPool,
+} from "./pool-type.js";
+
+/** IO_DPC_ROUTINE: the DpcForIsr of IoInitializeDpcRequest. */
+export type IO_DPC_ROUTINE = (Dpc: KDPC, DeviceObject: DEVICE_OBJECT, Irp: IRP | undefined, Context: unknown) => void;
+
+const NULL_ADAPTER: IoGetDmaAdapterResult = Object.freeze({ Adapter: undefined, NumberOfMapRegisters: 0 });
+const IRQL_NAMES = ["PASSIVE_LEVEL", "APC_LEVEL", "DISPATCH_LEVEL"];
+const KNOWN_POOL_FLAGS =
+  POOL_FLAG_USE_QUOTA |
+  POOL_FLAG_UNINITIALIZED |
+  POOL_FLAG_CACHE_ALIGNED |
+  POOL_FLAG_RAISE_ON_FAILURE |
+  POOL_FLAG_NON_PAGED |
+  POOL_FLAG_NON_PAGED_EXECUTE |
+  POOL_FLAG_PAGED;
+/** Zeroes written per CPU store when ExAllocatePool2 / RtlZeroMemory clear memory. */
+const ZERO_CHUNK = new Uint8Array(16 * PAGE_SIZE);
+
+@injectable()
+export class Kernel {
+  readonly #io: IoManager;
+  readonly #hal: Hal;
+  readonly #mm: MemoryManager;
+  readonly #memory: KernelMemory;
+  readonly #cpu: CpuMemory;
+  readonly #scheduler: Scheduler;
+  readonly #pci: PciBus;
+  readonly #ioSpace: IoSpace;
+  readonly #counters: Counters;
+  readonly #contiguousOwner: number;
+  readonly #interrupts = new Map<KINTERRUPT, () => void>();
+  /** KeStackAttachProcess nesting: the innermost attached process is last. */
+  readonly #attached: KAPC_STATE[] = [];
+  #nextDpcTicket = 1;
+
+  constructor(
+    @inject(IoManager) io: IoManager,
+    @inject(Hal) hal: Hal,
+    @inject(MemoryManager) mm: MemoryManager,
+    @inject(KernelMemory) memory: KernelMemory,
+    @inject(CpuMemory) cpu: CpuMemory,
+    @inject(Scheduler) scheduler: Scheduler,
+    @inject(PciBus) pci: PciBus,
+    @inject(IoSpace) ioSpace: IoSpace,
+    @inject(FrameAllocator) frames: FrameAllocator,
+    @inject(Counters) counters: Counters,
+  ) {
+    this.#io = io;
+    this.#hal = hal;
+    this.#mm = mm;
+    this.#memory = memory;
+    this.#cpu = cpu;
+    this.#scheduler = scheduler;
+    this.#pci = pci;
+    this.#ioSpace = ioSpace;
+    this.#counters = counters;
+    this.#contiguousOwner = frames.registerOwner("contiguous-memory");
+  }
+
+  // ---- DMA adapter ----
+
+  /** IoGetDmaAdapter, PASSIVE_LEVEL: NULL (Adapter undefined) when the PDO or description is refused. */
+  IoGetDmaAdapter(PhysicalDeviceObject: DEVICE_OBJECT, DeviceDescription: DEVICE_DESCRIPTION): IoGetDmaAdapterResult {
+    this.#atMost(PASSIVE_LEVEL, "IoGetDmaAdapter");
+    const pdo = PhysicalDeviceObject;
+    if (!(pdo instanceof DeviceObject) || pdo.deleted || pdo.DeviceObjectExtension.requesterId === undefined) {
+      return NULL_ADAPTER;
+    }
+    if (typeof DeviceDescription !== "object" || DeviceDescription === null) return NULL_ADAPTER;
+    return this.#converting(
+      () => this.#hal.getDmaAdapter(pdo, DeviceDescription),
+      () => NULL_ADAPTER,
+    );
+  }
+
+  // ---- IRQL ----
+
+  KeGetCurrentIrql(): KIRQL {
+    return this.#scheduler.irql;
+  }
+
+  /** KeRaiseIrql: returns OldIrql. Raising to a lower level is IRQL_NOT_GREATER_OR_EQUAL. */
+  KeRaiseIrql(NewIrql: KIRQL): KIRQL {
+    const current = this.#scheduler.irql;
+    if (!isIrql(NewIrql) || NewIrql < current) {
+      throw bugCheck(IRQL_NOT_GREATER_OR_EQUAL, [current, irqlParameter(NewIrql), 0, 0], `KeRaiseIrql(${String(NewIrql)}) from IRQL ${current}`);
+    }
+    return this.#scheduler.raiseIrql(NewIrql);
+  }
+
+  KeRaiseIrqlToDpcLevel(): KIRQL {
+    return this.KeRaiseIrql(DISPATCH_LEVEL);
+  }
+
+  /** KeLowerIrql: dropping below DISPATCH_LEVEL runs the queued DPCs first. */
+  KeLowerIrql(NewIrql: KIRQL): void {
+    const current = this.#scheduler.irql;
+    if (!isIrql(NewIrql) || NewIrql > current) {
+      throw new BugCheck(
+        IRQL_NOT_LESS_OR_EQUAL,
+        [0, current, irqlParameter(NewIrql), 0],
+        `KeLowerIrql(${String(NewIrql)}) from IRQL ${current}: a lower must not raise`,
+      );
+    }
+    this.#scheduler.lowerIrql(NewIrql);
+  }
+
+  // ---- Spin locks ----
+
+  KeInitializeSpinLock(SpinLock: KSPIN_LOCK): void {
+    this.#spinLock(SpinLock, "KeInitializeSpinLock").held = false;
+  }
+
+  /** KeAcquireSpinLock: raises to DISPATCH_LEVEL and returns OldIrql. */
+  KeAcquireSpinLock(SpinLock: KSPIN_LOCK): KIRQL {
+    this.#atMost(DISPATCH_LEVEL, "KeAcquireSpinLock");
+    const lock = this.#acquirable(SpinLock, "KeAcquireSpinLock");
+    const old = this.#scheduler.raiseIrql(DISPATCH_LEVEL);
+    lock.held = true;
+    return old;
+  }
+
+  /** KeReleaseSpinLock: releases, then lowers to NewIrql (the OldIrql of the acquire). */
+  KeReleaseSpinLock(SpinLock: KSPIN_LOCK, NewIrql: KIRQL): void {
+    this.#exactly(DISPATCH_LEVEL, "KeReleaseSpinLock");
+    this.#held(SpinLock, "KeReleaseSpinLock").held = false;
+    this.KeLowerIrql(NewIrql);
+  }
+
+  KeAcquireSpinLockAtDpcLevel(SpinLock: KSPIN_LOCK): void {
+    this.#exactly(DISPATCH_LEVEL, "KeAcquireSpinLockAtDpcLevel");
+    this.#acquirable(SpinLock, "KeAcquireSpinLockAtDpcLevel").held = true;
+  }
+
+  KeReleaseSpinLockFromDpcLevel(SpinLock: KSPIN_LOCK): void {
+    this.#exactly(DISPATCH_LEVEL, "KeReleaseSpinLockFromDpcLevel");
+    this.#held(SpinLock, "KeReleaseSpinLockFromDpcLevel").held = false;
+  }
+
+  // ---- DPCs ----
+
+  /** KeInitializeDpc, any IRQL. */
+  KeInitializeDpc(Dpc: KDPC, DeferredRoutine: KDEFERRED_ROUTINE, DeferredContext: unknown): void {
+    this.#object(Dpc, KDPC, "KeInitializeDpc", "Dpc");
+    if (typeof DeferredRoutine !== "function") this.#badPointer("KeInitializeDpc", "DeferredRoutine is not a routine");
+    Dpc.DeferredRoutine = DeferredRoutine;
+    Dpc.DeferredContext = DeferredContext;
+    Dpc.DpcData = 0;
+  }
+
+  /**
+   * KeInsertQueueDpc, any IRQL: false if the DPC is already queued. The routine runs at
+   * DISPATCH_LEVEL as soon as the IRQL drops below it, in queue order.
+   */
+  KeInsertQueueDpc(Dpc: KDPC, SystemArgument1: unknown, SystemArgument2: unknown): boolean {
+    this.#object(Dpc, KDPC, "KeInsertQueueDpc", "Dpc");
+    const routine = Dpc.DeferredRoutine;
+    if (routine === undefined) this.#badPointer("KeInsertQueueDpc", "the KDPC was not initialized by KeInitializeDpc");
+    if (Dpc.DpcData !== 0) return false;
+    const ticket = this.#nextDpcTicket++;
+    Dpc.DpcData = ticket;
+    Dpc.SystemArgument1 = SystemArgument1;
+    Dpc.SystemArgument2 = SystemArgument2;
+    this.#scheduler.queueDpc(() => {
+      if (Dpc.DpcData !== ticket) return;
+      Dpc.DpcData = 0;
+      this.#expectingIrql(DISPATCH_LEVEL, "DPC routine", () =>
+        routine(Dpc, Dpc.DeferredContext, Dpc.SystemArgument1, Dpc.SystemArgument2),
+      );
+    }, "KDPC");
+    return true;
+  }
+
+  /** KeRemoveQueueDpc: true if the DPC was queued and now will not run. */
+  KeRemoveQueueDpc(Dpc: KDPC): boolean {
+    this.#object(Dpc, KDPC, "KeRemoveQueueDpc", "Dpc");
+    if (Dpc.DpcData === 0) return false;
+    Dpc.DpcData = 0;
+    return true;
+  }
+
+  /** IoInitializeDpcRequest: the device object's DpcForIsr, queued later by IoRequestDpc. */
+  IoInitializeDpcRequest(DeviceObject: DEVICE_OBJECT, DpcRoutine: IO_DPC_ROUTINE): void {
+    const device = this.#deviceObject(DeviceObject, "IoInitializeDpcRequest");
+    const dpc = new KDPC();
+    this.KeInitializeDpc(dpc, DpcRoutine as KDEFERRED_ROUTINE, device);
+    device.dpcForIsr = dpc;
+  }
+
+  /** IoRequestDpc, from an ISR: queues DpcForIsr(Dpc, DeviceObject, Irp, Context). */
+  IoRequestDpc(DeviceObject: DEVICE_OBJECT, Irp: IRP | undefined, Context: unknown): void {
+    const device = this.#deviceObject(DeviceObject, "IoRequestDpc");
+    if (device.dpcForIsr === undefined) {
+      throw bugCheck(
+        DRIVER_VERIFIER_IOMANAGER_VIOLATION,
+        [IoRule.dpcNotInitialized, device.id, 0, 0],
+        `IoRequestDpc on ${device} before IoInitializeDpcRequest`,
+      );
+    }
+    this.KeInsertQueueDpc(device.dpcForIsr, Irp, Context);
+  }
+
+  // ---- Interrupts ----
+
+  /**
+   * IoConnectInterrupt, PASSIVE_LEVEL: ServiceRoutine runs at Irql (the device IRQL of the
+   * CmResourceTypeInterrupt descriptor) when line Vector fires, and returns TRUE if its device
+   * interrupted. STATUS_INVALID_PARAMETER for a bad vector or level, no processor, or a vector
+   * already connected without sharing.
+   */
+  IoConnectInterrupt(
+    ServiceRoutine: KSERVICE_ROUTINE,
+    ServiceContext: unknown,
+    SpinLock: KSPIN_LOCK | undefined,
+    Vector: number,
+    Irql: KIRQL,
+    SynchronizeIrql: KIRQL,
+    InterruptMode: number,
+    ShareVector: boolean,
+    ProcessorEnableMask: number,
+    FloatingSave: boolean,
+  ): { readonly Status: NTSTATUS; readonly InterruptObject: KINTERRUPT | undefined } {
+    this.#atMost(PASSIVE_LEVEL, "IoConnectInterrupt");
+    const invalid = { Status: STATUS_INVALID_PARAMETER, InterruptObject: undefined };
+    if (
+      typeof ServiceRoutine !== "function" ||
+      (SpinLock !== undefined && !(SpinLock instanceof KSPIN_LOCK)) ||
+      !Number.isInteger(Vector) ||
+      Vector < 0 ||
+      Vector > MAX_INTERRUPT_LINE ||
+      !isIrql(Irql) ||
+      Irql <= DISPATCH_LEVEL ||
+      !isIrql(SynchronizeIrql) ||
+      SynchronizeIrql < Irql ||
+      (InterruptMode !== 0 && InterruptMode !== 1) ||
+      !Number.isInteger(ProcessorEnableMask) ||
+      ProcessorEnableMask === 0 ||
+      typeof FloatingSave !== "boolean"
+    ) {
+      return invalid;
+    }
+    for (const other of this.#interrupts.keys()) {
+      if (other.Vector === Vector && !(other.ShareVector && ShareVector)) return invalid;
+    }
+    const interrupt = new KINTERRUPT(Vector, Irql, SynchronizeIrql, ShareVector === true);
+    const disconnect = this.#scheduler.connectInterrupt(
+      Vector,
+      () => this.#expectingIrql(Irql, "interrupt service routine", () => ServiceRoutine(interrupt, ServiceContext) === true),
+      Irql,
+    );
+    this.#interrupts.set(interrupt, disconnect);
+    return { Status: STATUS_SUCCESS, InterruptObject: interrupt };
+  }
+
+  /** IoDisconnectInterrupt, PASSIVE_LEVEL. */
+  IoDisconnectInterrupt(InterruptObject: KINTERRUPT): void {
+    this.#atMost(PASSIVE_LEVEL, "IoDisconnectInterrupt");
+    const disconnect = this.#interrupts.get(InterruptObject);
+    if (disconnect === undefined) {
+      throw bugCheck(
+        DRIVER_VERIFIER_IOMANAGER_VIOLATION,
+        [IoRule.disconnectUnknown, 0, 0, 0],
+        "IoDisconnectInterrupt of an interrupt object that is not connected",
+      );
+    }
+    this.#interrupts.delete(InterruptObject);
+    disconnect();
+  }
+
+  /** KeSynchronizeExecution: runs the routine at the interrupt's SynchronizeIrql, as the ISR would. */
+  KeSynchronizeExecution(Interrupt: KINTERRUPT, SynchronizeRoutine: KSYNCHRONIZE_ROUTINE, SynchronizeContext: unknown): boolean {
+    this.#object(Interrupt, KINTERRUPT, "KeSynchronizeExecution", "Interrupt");
+    if (typeof SynchronizeRoutine !== "function") this.#badPointer("KeSynchronizeExecution", "SynchronizeRoutine is not a routine");
+    this.#atMost(Interrupt.SynchronizeIrql, "KeSynchronizeExecution");
+    return this.#scheduler.runAtIrql(Interrupt.SynchronizeIrql, () => SynchronizeRoutine(SynchronizeContext) === true);
+  }
+
+  // ---- Device registers ----
+
+  /** MmMapIoSpace, <= DISPATCH_LEVEL: a system address for a device's registers; NULL if no BAR decodes the range. */
+  MmMapIoSpace(PhysicalAddress: PHYSICAL_ADDRESS, NumberOfBytes: number, CacheType: MEMORY_CACHING_TYPE): PVOID {
+    this.#atMost(DISPATCH_LEVEL, "MmMapIoSpace");
+    if (!isAddress(PhysicalAddress) || !isCount(NumberOfBytes) || NumberOfBytes === 0 || !isCacheType(CacheType)) return 0;
+    const device = this.#converting(() => this.#pci.deviceAt(PhysicalAddress), () => undefined);
+    if (device === undefined || PhysicalAddress + NumberOfBytes > device.barAddress + device.barSize) return 0;
+    return this.#ioSpace.map(PhysicalAddress, NumberOfBytes) ?? 0;
+  }
+
+  /** MmUnmapIoSpace, <= DISPATCH_LEVEL: BaseAddress and NumberOfBytes must be those of the mapping. */
+  MmUnmapIoSpace(BaseAddress: PVOID, NumberOfBytes: number): void {
+    this.#atMost(DISPATCH_LEVEL, "MmUnmapIoSpace");
+    if (!this.#ioSpace.unmap(BaseAddress, NumberOfBytes)) {
+      throw bugCheck(
+        MEMORY_MANAGEMENT,
+        [MmRule.notIoSpace, addressParameter(BaseAddress), lengthParameter(NumberOfBytes), 0],
+        `MmUnmapIoSpace(${formatAddress(BaseAddress)}, ${String(NumberOfBytes)}) is not a mapping MmMapIoSpace made`,
+      );
+    }
+  }
+
+  /**
+   * READ_REGISTER_ULONG: a 32-bit MMIO load through a MmMapIoSpace address. A register the bus
+   * no longer decodes (device unplugged, decoding off) reads as all ones, as a master abort does.
+   */
+  READ_REGISTER_ULONG(Register: PVOID): number {
+    const pa = this.#register(Register, false);
+    return this.#converting(
+      () => this.#pci.mmioRead32(pa),
+      () => {
+        this.#counters.add("ddi.mmio.master-abort");
+        return 0xffffffff;
+      },
+    );
+  }
+
+  /** WRITE_REGISTER_ULONG: a 32-bit MMIO store; the value is taken as a ULONG (low 32 bits). */
+  WRITE_REGISTER_ULONG(Register: PVOID, Value: number): void {
+    const pa = this.#register(Register, true);
+    if (!Number.isSafeInteger(Value)) this.#badPointer("WRITE_REGISTER_ULONG", `Value ${String(Value)} is not an integer`);
+    this.#converting(
+      () => this.#pci.mmioWrite32(pa, Value >>> 0),
+      () => this.#counters.add("ddi.mmio.master-abort"),
+    );
+  }
+
+  // ---- Device objects and IRPs ----
+
+  /** IoCreateDevice, PASSIVE_LEVEL. The new device has DO_DEVICE_INITIALIZING set until AddDevice clears it. */
+  IoCreateDevice(
+    DriverObject: DRIVER_OBJECT,
+    DeviceExtensionSize: number,
+    DeviceName: string | undefined,
+    DeviceType: number,
+    DeviceCharacteristics: number,
+    Exclusive: boolean,
+  ): { readonly Status: NTSTATUS; readonly DeviceObject: DEVICE_OBJECT | undefined } {
+    this.#atMost(PASSIVE_LEVEL, "IoCreateDevice");
+    const driver = this.#driverObject(DriverObject, "IoCreateDevice");
+    if (!isCount(DeviceExtensionSize) || !isCount(DeviceType) || !isCount(DeviceCharacteristics)) {
+      return { Status: STATUS_INVALID_PARAMETER, DeviceObject: undefined };
+    }
+    if (DeviceName !== undefined && (typeof DeviceName !== "string" || !/^\\[^\\]/.test(DeviceName))) {
+      return { Status: STATUS_OBJECT_NAME_INVALID, DeviceObject: undefined };
+    }
+    const { status, device } = this.#io.createDevice(driver, DeviceName, DeviceType, DeviceCharacteristics, Exclusive === true);
+    return { Status: status, DeviceObject: device };
+  }
+
+  /** IoDeleteDevice, PASSIVE_LEVEL: the device must have been detached (IoDetachDevice) first. */
+  IoDeleteDevice(DeviceObject: DEVICE_OBJECT): void {
+    this.#atMost(PASSIVE_LEVEL, "IoDeleteDevice");
+    this.#notDeletedTwice(DeviceObject);
+    const device = this.#deviceObject(DeviceObject, "IoDeleteDevice");
+    if (device.DriverObject.contribution === undefined) {
+      throw bugCheck(
+        DRIVER_VERIFIER_IOMANAGER_VIOLATION,
+        [IoRule.deleteBusDevice, device.id, 0, 0],
+        `IoDeleteDevice of ${device}: a function driver must not delete the bus driver's PDO`,
+      );
+    }
+    this.#io.deleteDevice(device);
+  }
+
+  /**
+   * IoAttachDeviceToDeviceStack, <= DISPATCH_LEVEL: attaches SourceDevice on top of TargetDevice's
+   * stack and returns the device it attached to (to send IRPs down to), or NULL.
+   */
+  IoAttachDeviceToDeviceStack(SourceDevice: DEVICE_OBJECT, TargetDevice: DEVICE_OBJECT): DEVICE_OBJECT | undefined {
+    this.#atMost(DISPATCH_LEVEL, "IoAttachDeviceToDeviceStack");
+    const source = this.#deviceObject(SourceDevice, "IoAttachDeviceToDeviceStack");
+    const target = this.#deviceObject(TargetDevice, "IoAttachDeviceToDeviceStack");
+    return this.#io.attachDevice(source, target);
+  }
+
+  /** IoDetachDevice, PASSIVE_LEVEL: detaches whatever is attached on top of TargetDevice. */
+  IoDetachDevice(TargetDevice: DEVICE_OBJECT): void {
+    this.#atMost(PASSIVE_LEVEL, "IoDetachDevice");
+    this.#io.detachDevice(this.#deviceObject(TargetDevice, "IoDetachDevice"));
+  }
+
+  /** IoGetCurrentIrpStackLocation, any IRQL. */
+  IoGetCurrentIrpStackLocation(Irp: IRP): IO_STACK_LOCATION {
+    return this.#irp(Irp, "IoGetCurrentIrpStackLocation").CurrentStackLocation;
+  }
+
+  /** IoMarkIrpPending: the dispatch routine will return STATUS_PENDING and complete the IRP later. */
+  IoMarkIrpPending(Irp: IRP): void {
+    this.#irp(Irp, "IoMarkIrpPending").markedPending = true;
+  }
+
+  /** IoCompleteRequest, <= DISPATCH_LEVEL: completing an IRP twice is MULTIPLE_IRP_COMPLETE_REQUESTS. */
+  IoCompleteRequest(Irp: IRP, PriorityBoost: number): void {
+    this.#atMost(DISPATCH_LEVEL, "IoCompleteRequest");
+    const irp = this.#irp(Irp, "IoCompleteRequest");
+    if (irp.completed) {
+      throw bugCheck(MULTIPLE_IRP_COMPLETE_REQUESTS, [irp.id, 0, 0, 0], `IRP ${irp.id} completed twice`);
+    }
+    if (!isCount(PriorityBoost)) this.#badPointer("IoCompleteRequest", `PriorityBoost ${String(PriorityBoost)} is not a CCHAR`);
+    irp.complete();
+  }
+
+  /**
+   * IoStartPacket, <= DISPATCH_LEVEL: calls DriverStartIo at DISPATCH_LEVEL now if the device is
+   * idle, else queues the IRP (by Key when given). Cancellation is not modelled: CancelFunction
+   * is accepted and never called.
+   */
+  IoStartPacket(DeviceObject: DEVICE_OBJECT, Irp: IRP, Key: number | undefined, CancelFunction: unknown): void {
+    this.#atMost(DISPATCH_LEVEL, "IoStartPacket");
+    const device = this.#deviceObject(DeviceObject, "IoStartPacket");
+    const irp = this.#irp(Irp, "IoStartPacket");
+    if (Key !== undefined && !isCount(Key)) this.#badPointer("IoStartPacket", `Key ${String(Key)} is not a ULONG`);
+    if (CancelFunction !== undefined && typeof CancelFunction !== "function") this.#badPointer("IoStartPacket", "CancelFunction is not a routine");
+    this.#io.startPacket(device, irp, Key);
+  }
+
+  /** IoStartNextPacket, DISPATCH_LEVEL: the next queued IRP (if any) becomes CurrentIrp and goes to StartIo. */
+  IoStartNextPacket(DeviceObject: DEVICE_OBJECT, Cancelable: boolean): void {
+    this.#exactly(DISPATCH_LEVEL, "IoStartNextPacket");
+    if (typeof Cancelable !== "boolean") this.#badPointer("IoStartNextPacket", "Cancelable is not a BOOLEAN");
+    this.#io.startNextPacket(this.#deviceObject(DeviceObject, "IoStartNextPacket"));
+  }
+
+  // ---- MDLs ----
+
+  /**
+   * IoAllocateMdl, <= DISPATCH_LEVEL: NULL for a zero or too long Length, or a user address with
+   * no process attached. With an Irp: the first MDL becomes Irp->MdlAddress; SecondaryBuffer
+   * chains it after the IRP's MDLs instead.
+   */
+  IoAllocateMdl(VirtualAddress: PVOID, Length: number, SecondaryBuffer: boolean, ChargeQuota: boolean, Irp: IRP | undefined): MDL | undefined {
+    this.#atMost(DISPATCH_LEVEL, "IoAllocateMdl");
+    const irp = Irp === undefined ? undefined : this.#irp(Irp, "IoAllocateMdl");
+    if (!isAddress(VirtualAddress) || !isCount(Length) || Length === 0 || Length > MAX_MDL_LENGTH || typeof ChargeQuota !== "boolean") {
+      return undefined;
+    }
+    const process = isKernelAddress(VirtualAddress) ? undefined : this.#currentProcess;
+    if (!isKernelAddress(VirtualAddress) && process === undefined) return undefined;
+    const chainTo = SecondaryBuffer === true ? irp?.MdlAddress : undefined;
+    const mdl = this.#converting(
+      () => this.#mm.allocateMdl(VirtualAddress, Length, { ...(process === undefined ? {} : { process }), ...(chainTo === undefined ? {} : { chainTo }) }),
+      () => undefined,
+    );
+    if (mdl !== undefined && irp !== undefined && chainTo === undefined) irp.MdlAddress = mdl;
+    return mdl;
+  }
+
+  /** IoFreeMdl, <= DISPATCH_LEVEL: the pages must have been unlocked (MmUnlockPages) first. */
+  IoFreeMdl(Mdl: MDL): void {
+    this.#atMost(DISPATCH_LEVEL, "IoFreeMdl");
+    const mdl = this.#mdl(Mdl, "IoFreeMdl");
+    if (mdl.locked) {
+      throw bugCheck(MEMORY_MANAGEMENT, [MmRule.freeLocked, mdl.id, 0, 0], `IoFreeMdl of MDL ${mdl.id} whose pages are still locked: MmUnlockPages first`);
+    }
+    this.#mm.freeMdl(mdl);
+  }
+
+  /** MmBuildMdlForNonPagedPool, <= DISPATCH_LEVEL: the buffer must be nonpaged kernel memory. */
+  MmBuildMdlForNonPagedPool(MemoryDescriptorList: MDL): void {
+    this.#atMost(DISPATCH_LEVEL, "MmBuildMdlForNonPagedPool");
+    const mdl = this.#mdl(MemoryDescriptorList, "MmBuildMdlForNonPagedPool");
+    if (mdl.resident) this.#alreadyResident(mdl, "MmBuildMdlForNonPagedPool");
+    if (mdl.process !== undefined || !this.#memory.isMapped(mdl.virtualAddress, mdl.byteCount)) {
+      throw bugCheck(
+        PAGE_FAULT_IN_NONPAGED_AREA,
+        [addressParameter(mdl.virtualAddress), 0, 0, 2],
+        `MmBuildMdlForNonPagedPool: MDL ${mdl.id} buffer ${formatAddress(mdl.virtualAddress)} is not nonpaged kernel memory`,
+      );
+    }
+    this.#mm.buildForNonPagedPool(mdl);
+  }
+
+  /**
+   * MmProbeAndLockPages: makes the buffer resident and locks it for the device. In C a bad buffer
+   * raises STATUS_ACCESS_VIOLATION; here that status is returned (STATUS_SUCCESS otherwise, and
+   * STATUS_INSUFFICIENT_RESOURCES past the process's locked-memory limit). IRQL: <= APC_LEVEL for
+   * user (pageable) buffers, <= DISPATCH_LEVEL for nonpaged ones.
+   */
+  MmProbeAndLockPages(MemoryDescriptorList: MDL, AccessMode: KPROCESSOR_MODE, Operation: LOCK_OPERATION): NTSTATUS {
+    const mdl = this.#mdl(MemoryDescriptorList, "MmProbeAndLockPages");
+    this.#atMost(mdl.process === undefined ? DISPATCH_LEVEL : APC_LEVEL, "MmProbeAndLockPages");
+    if (mdl.resident) this.#alreadyResident(mdl, "MmProbeAndLockPages");
+    const operation = lockOperation(Operation);
+    if (operation === undefined || (AccessMode !== KernelMode && AccessMode !== UserMode)) return STATUS_INVALID_PARAMETER;
+    if (AccessMode === UserMode && mdl.process === undefined) return STATUS_ACCESS_VIOLATION;
+    return this.#converting(
+      () => {
+        this.#mm.probeAndLock(mdl, operation);
+        return STATUS_SUCCESS;
+      },
+      (error) => (error.code === "no-memory" ? STATUS_INSUFFICIENT_RESOURCES : STATUS_ACCESS_VIOLATION),
+    );
+  }
+
+  /** MmUnlockPages, <= DISPATCH_LEVEL: also removes a system mapping made for the MDL. */
+  MmUnlockPages(MemoryDescriptorList: MDL): void {
+    this.#atMost(DISPATCH_LEVEL, "MmUnlockPages");
+    const mdl = this.#mdl(MemoryDescriptorList, "MmUnlockPages");
+    if (!mdl.locked) {
+      throw bugCheck(
+        MEMORY_MANAGEMENT,
+        [MmRule.unlockNotLocked, mdl.id, 0, 0],
+        `MmUnlockPages of MDL ${mdl.id}, which MmProbeAndLockPages did not lock`,
+      );
+    }
+    this.#mm.unlock(mdl);
+  }
+
+  MmGetMdlVirtualAddress(Mdl: MDL): PVOID {
+    return this.#mdl(Mdl, "MmGetMdlVirtualAddress").virtualAddress;
+  }
+
+  MmGetMdlByteCount(Mdl: MDL): number {
+    return this.#mdl(Mdl, "MmGetMdlByteCount").byteCount;
+  }
+
+  MmGetMdlByteOffset(Mdl: MDL): number {
+    return this.#mdl(Mdl, "MmGetMdlByteOffset").byteOffset;
+  }
+
+  /**
+   * MmGetSystemAddressForMdlSafe, <= DISPATCH_LEVEL: the buffer's system address (user pages get
+   * mapped into system space); NULL when no system PTEs are left. The MDL must be locked or built.
+   */
+  MmGetSystemAddressForMdlSafe(Mdl: MDL, Priority: number): PVOID {
+    this.#atMost(DISPATCH_LEVEL, "MmGetSystemAddressForMdlSafe");
+    const mdl = this.#mdl(Mdl, "MmGetSystemAddressForMdlSafe");
+    if (!isCount(Priority)) return 0;
+    if (!mdl.resident) {
+      throw bugCheck(
+        MEMORY_MANAGEMENT,
+        [MmRule.notResident, mdl.id, 0, 0],
+        `MmGetSystemAddressForMdlSafe of MDL ${mdl.id}, which is neither locked nor built for nonpaged pool`,
+      );
+    }
+    return this.#converting(() => this.#mm.systemAddress(mdl), () => 0);
+  }
+
+  /**
+   * MmGetPhysicalAddress, any IRQL: the physical address behind a mapped virtual address, 0 when
+   * nothing is mapped there. A driver that gives this to its device bypasses the DMA adapter.
+   */
+  MmGetPhysicalAddress(BaseAddress: PVOID): PHYSICAL_ADDRESS {
+    if (!isAddress(BaseAddress)) return 0;
+    const io = this.#ioSpace.physicalAddress(BaseAddress);
+    if (io !== undefined) return io;
+    return this.#converting(
+      () => {
+        if (isKernelAddress(BaseAddress)) return this.#memory.physicalAddress(BaseAddress);
+        return this.#currentProcess?.translate(BaseAddress) ?? 0;
+      },
+      () => 0,
+    );
+  }
+
+  /**
+   * KeFlushIoBuffers, <= DISPATCH_LEVEL: before a DMA, writes the MDL's dirty cache lines back
+   * (ReadOperation FALSE: the device reads memory) or invalidates them (TRUE: the device writes
+   * memory, and stale lines must neither hide nor overwrite its data). Free on a coherent
+   * machine, essential on a non-coherent one. One call per MDL of a chain.
+   */
+  KeFlushIoBuffers(Mdl: MDL, ReadOperation: boolean, DmaOperation: boolean): void {
+    this.#atMost(DISPATCH_LEVEL, "KeFlushIoBuffers");
+    const mdl = this.#mdl(Mdl, "KeFlushIoBuffers");
+    if (typeof ReadOperation !== "boolean" || typeof DmaOperation !== "boolean") {
+      this.#badPointer("KeFlushIoBuffers", "ReadOperation and DmaOperation are BOOLEANs");
+    }
+    if (!mdl.resident) {
+      throw bugCheck(MEMORY_MANAGEMENT, [MmRule.notResident, mdl.id, 0, 0], `KeFlushIoBuffers of MDL ${mdl.id}, which is neither locked nor built`);
+    }
+    this.#counters.add("ddi.KeFlushIoBuffers");
+    this.#mm.physicalRuns(mdl, 0, mdl.byteCount, (pa, length) => {
+      if (ReadOperation) this.#cpu.invalidate(pa, length);
+      else this.#cpu.flush(pa, length);
+      return true;
+    });
+  }
+
+  // ---- Pool and contiguous memory ----
+
+  /**
+   * ExAllocatePoolWithTag: nonpaged memory (PagedPool is accepted at <= APC_LEVEL and is resident
+   * too). Returns NULL for zero bytes, an unknown pool type or tag, or when memory is short.
+   * Contents are not initialised.
+   */
+  ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: number, Tag: POOL_TAG): PVOID {
+    this.#atMost(PoolType === PagedPool ? APC_LEVEL : DISPATCH_LEVEL, "ExAllocatePoolWithTag");
+    const tag = poolTag(Tag);
+    if ((PoolType !== NonPagedPool && PoolType !== NonPagedPoolNx && PoolType !== PagedPool) || tag === undefined) return 0;
+    return this.#allocatePool(NumberOfBytes, tag, false);
+  }
+
+  /**
+   * ExAllocatePool2: exactly one of POOL_FLAG_NON_PAGED, _NON_PAGED_EXECUTE and _PAGED; zeroed
+   * unless POOL_FLAG_UNINITIALIZED. A zero tag is BAD_POOL_CALLER 0x9B, as on Windows; other bad
+   * flags, sizes or no memory give NULL.
+   */
+  ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: number, Tag: POOL_TAG): PVOID {
+    const paged = isCount(Flags) && (Flags & POOL_FLAG_PAGED) !== 0;
+    this.#atMost(paged ? APC_LEVEL : DISPATCH_LEVEL, "ExAllocatePool2");
+    const tag = poolTag(Tag);
+    if (tag === "" || Tag === 0) {
+      throw bugCheck(BAD_POOL_CALLER, [BadPoolCaller.zeroTag, 0, lengthParameter(NumberOfBytes), 0], "ExAllocatePool2 with a pool tag of zero");
+    }
+    if (!isCount(Flags) || (Flags & ~KNOWN_POOL_FLAGS) !== 0 || tag === undefined) return 0;
+    const kinds = [POOL_FLAG_NON_PAGED, POOL_FLAG_NON_PAGED_EXECUTE, POOL_FLAG_PAGED].filter((f) => (Flags & f) !== 0);
+    if (kinds.length !== 1) return 0;
+    return this.#allocatePool(NumberOfBytes, tag, (Flags & POOL_FLAG_UNINITIALIZED) === 0);
+  }
+
+  /**
+   * ExFreePoolWithTag, <= DISPATCH_LEVEL. BAD_POOL_CALLER for an address that is not a pool
+   * block (0x46), a block freed already (0x07) or a Tag other than the allocation's (0x0A; Tag 0
+   * skips the check, as ExFreePool does).
+   */
+  ExFreePoolWithTag(P: PVOID, Tag: POOL_TAG): void {
+    this.#atMost(DISPATCH_LEVEL, "ExFreePoolWithTag");
+    const allocation = isAddress(P) ? this.#memory.allocationAt(P) : undefined;
+    if (allocation === undefined) {
+      const freedTwice = isKernelAddress(P) && this.#wasFreed(P);
+      throw bugCheck(
+        BAD_POOL_CALLER,
+        [freedTwice ? BadPoolCaller.freedTwice : BadPoolCaller.invalidAddress, addressParameter(P), 0, 0],
+        `ExFreePool(${formatAddress(P)}): ${freedTwice ? "the block was already freed" : "not a pool address"}`,
+      );
+    }
+    if (allocation.va !== P || (allocation.kind !== "pool" && allocation.kind !== "small-pool")) {
+      throw bugCheck(
+        BAD_POOL_CALLER,
+        [BadPoolCaller.invalidAddress, addressParameter(P), 0, 0],
+        `ExFreePool(${formatAddress(P)}): not the start of a pool block (${allocation.kind} at ${formatAddress(allocation.va)})`,
+      );
+    }
+    const tag = poolTag(Tag);
+    if (Tag !== 0 && tag !== allocation.tag) {
+      throw bugCheck(
+        BAD_POOL_CALLER,
+        [BadPoolCaller.wrongTag, addressParameter(P), tagParameter(allocation.tag), tagParameter(tag ?? "")],
+        `ExFreePoolWithTag(${formatAddress(P)}, "${tag ?? String(Tag)}") of a block tagged "${allocation.tag}"`,
+      );
+    }
+    this.#memory.free(P);
+  }
+
+  ExFreePool(P: PVOID): void {
+    this.ExFreePoolWithTag(P, 0);
+  }
+
+  /** MmAllocateContiguousMemory, <= DISPATCH_LEVEL: cached, below HighestAcceptableAddress (inclusive). */
+  MmAllocateContiguousMemory(NumberOfBytes: number, HighestAcceptableAddress: PHYSICAL_ADDRESS): PVOID {
+    return this.MmAllocateContiguousMemorySpecifyCache(NumberOfBytes, 0, HighestAcceptableAddress, 0, MmCached);
+  }
+
+  /**
+   * MmAllocateContiguousMemorySpecifyCache, <= DISPATCH_LEVEL: one physically contiguous run in
+   * [Lowest, Highest], not crossing a BoundaryAddressMultiple (0, or a power-of-two number of
+   * pages). NULL when the request is malformed or no run is free. The cache type is recorded
+   * by nobody: the simulated CPU caches every page (see docs/ddi.md).
+   */
+  MmAllocateContiguousMemorySpecifyCache(
+    NumberOfBytes: number,
+    LowestAcceptableAddress: PHYSICAL_ADDRESS,
+    HighestAcceptableAddress: PHYSICAL_ADDRESS,
+    BoundaryAddressMultiple: PHYSICAL_ADDRESS,
+    CacheType: MEMORY_CACHING_TYPE,
+  ): PVOID {
+    this.#atMost(DISPATCH_LEVEL, "MmAllocateContiguousMemorySpecifyCache");
+    const boundary = BoundaryAddressMultiple;
+    if (
+      !isCount(NumberOfBytes) ||
+      NumberOfBytes === 0 ||
+      !isAddress(LowestAcceptableAddress) ||
+      !isAddress(HighestAcceptableAddress) ||
+      HighestAcceptableAddress < LowestAcceptableAddress ||
+      !isCount(boundary) ||
+      (boundary !== 0 && (boundary % PAGE_SIZE !== 0 || !isPowerOfTwo(boundary / PAGE_SIZE) || boundary < NumberOfBytes)) ||
+      !isCacheType(CacheType)
+    ) {
+      return 0;
+    }
+    return this.#converting(
+      () =>
+        this.#memory.allocateContiguous(NumberOfBytes, {
+          owner: this.#contiguousOwner,
+          minAddress: LowestAcceptableAddress,
+          maxAddress: HighestAcceptableAddress,
+          alignmentFrames: boundary === 0 ? 1 : boundary / PAGE_SIZE,
+          tag: "MmCm",
+        }),
+      () => 0,
+    );
+  }
+
+  /** MmFreeContiguousMemory, <= DISPATCH_LEVEL: BaseAddress must be what the allocation returned. */
+  MmFreeContiguousMemory(BaseAddress: PVOID): void {
+    this.#atMost(DISPATCH_LEVEL, "MmFreeContiguousMemory");
+    const allocation = isAddress(BaseAddress) ? this.#memory.allocationAt(BaseAddress) : undefined;
+    if (allocation === undefined || allocation.va !== BaseAddress || allocation.kind !== "contiguous") {
+      throw bugCheck(
+        MEMORY_MANAGEMENT,
+        [MmRule.notContiguousMemory, addressParameter(BaseAddress), 0, 0],
+        `MmFreeContiguousMemory(${formatAddress(BaseAddress)}): not an allocation of MmAllocateContiguousMemory (freed already?)`,
+      );
+    }
+    this.#memory.free(BaseAddress);
+  }
+
+  /** MmFreeContiguousMemorySpecifyCache: NumberOfBytes and CacheType must be those of the allocation. */
+  MmFreeContiguousMemorySpecifyCache(BaseAddress: PVOID, NumberOfBytes: number, CacheType: MEMORY_CACHING_TYPE): void {
+    this.#atMost(DISPATCH_LEVEL, "MmFreeContiguousMemorySpecifyCache");
+    const allocation = isAddress(BaseAddress) ? this.#memory.allocationAt(BaseAddress) : undefined;
+    if (allocation !== undefined && allocation.kind === "contiguous" && (allocation.size !== NumberOfBytes || !isCacheType(CacheType))) {
+      throw bugCheck(
+        MEMORY_MANAGEMENT,
+        [MmRule.notContiguousMemory, addressParameter(BaseAddress), lengthParameter(NumberOfBytes), allocation.size],
+        `MmFreeContiguousMemorySpecifyCache(${formatAddress(BaseAddress)}, ${String(NumberOfBytes)}): the allocation has ${allocation.size} bytes`,
+      );
+    }
+    this.MmFreeContiguousMemory(BaseAddress);
+  }
+
+  // ---- Memory access (C pointer dereference) ----
+
+  /**
+   * `memcpy(out, (void*)VirtualAddress, Length)`: a CPU load, through the cache when the machine
+   * is not coherent. An unmapped address is PAGE_FAULT_IN_NONPAGED_AREA; a user address needs an
+   * attached process and IRQL <= APC_LEVEL (user memory is pageable: IRQL_NOT_LESS_OR_EQUAL).
+   */
+  ReadMemory(VirtualAddress: PVOID, Length: number): Uint8Array {
+    if (!isCount(Length)) this.#badPointer("ReadMemory", `Length ${String(Length)} is not a byte count`);
+    const out = new Uint8Array(Length);
+    this.#access(VirtualAddress, Length, false, (space) => space.read(VirtualAddress, out));
+    return out;
+  }
+
+  /** `memcpy((void*)VirtualAddress, Buffer, Buffer.length)`: a CPU store, with ReadMemory's rules. */
+  WriteMemory(VirtualAddress: PVOID, Buffer: Uint8Array): void {
+    if (!(Buffer instanceof Uint8Array)) this.#badPointer("WriteMemory", "Buffer is not a Uint8Array");
+    this.#access(VirtualAddress, Buffer.length, true, (space) => space.write(VirtualAddress, Buffer));
+  }
+
+  /** RtlCopyMemory(Destination, Source, Length) between two mapped ranges. */
+  RtlCopyMemory(Destination: PVOID, Source: PVOID, Length: number): void {
+    this.WriteMemory(Destination, this.ReadMemory(Source, Length));
+  }
+
+  /** RtlZeroMemory(Destination, Length). */
+  RtlZeroMemory(Destination: PVOID, Length: number): void {
+    if (!isCount(Length)) this.#badPointer("RtlZeroMemory", `Length ${String(Length)} is not a byte count`);
+    this.#access(Destination, Length, true, (space) => {
+      for (let done = 0; done < Length; done += ZERO_CHUNK.length) {
+        space.write(Destination + done, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, Length - done)));
+      }
+    });
+  }
+
+  // ---- Process context ----
+
+  /**
+   * KeStackAttachProcess, <= APC_LEVEL: user addresses of PROCESS become reachable (IoAllocateMdl,
+   * ReadMemory, MmGetPhysicalAddress) until KeUnstackDetachProcess with the same ApcState.
+   */
+  KeStackAttachProcess(PROCESS: PEPROCESS, ApcState: KAPC_STATE): void {
+    this.#atMost(APC_LEVEL, "KeStackAttachProcess");
+    this.#object(ApcState, KAPC_STATE, "KeStackAttachProcess", "ApcState");
+    if (!(PROCESS instanceof ProcessAddressSpace) || PROCESS.destroyed || ApcState.Process !== undefined) {
+      throw bugCheck(
+        INVALID_PROCESS_ATTACH_ATTEMPT,
+        [PROCESS instanceof ProcessAddressSpace ? PROCESS.id : 0, this.#attached.length, 0, 0],
+        "KeStackAttachProcess: not a live process, or the KAPC_STATE is already in use",
+      );
+    }
+    ApcState.Process = PROCESS;
+    this.#attached.push(ApcState);
+  }
+
+  KeUnstackDetachProcess(ApcState: KAPC_STATE): void {
+    this.#atMost(APC_LEVEL, "KeUnstackDetachProcess");
+    if (this.#attached.at(-1) !== ApcState) {
+      throw bugCheck(
+        INVALID_PROCESS_DETACH_ATTEMPT,
+        [this.#attached.length, 0, 0, 0],
+        "KeUnstackDetachProcess with a KAPC_STATE that is not the innermost attach",
+      );
+    }
+    this.#attached.pop();
+    ApcState.Process = undefined;
+  }
+
+  /** The process whose user addresses are current (the innermost attach), if any. */
+  get #currentProcess(): PEPROCESS | undefined {
+    return this.#attached.at(-1)?.Process;
+  }
+
+  // ---- Checks ----
+
+  #allocatePool(bytes: number, tag: string, zero: boolean): PVOID {
+    if (!isCount(bytes) || bytes === 0) return 0;
+    const va = this.#converting(() => this.#memory.allocateNonPaged(bytes, { owner: this.#memory.poolOwner, tag }), () => 0);
+    if (va !== 0 && zero) this.RtlZeroMemory(va, bytes);
+    return va;
+  }
+
+  /**
+   * True when `va` started a block that was freed. KernelMemory answers only through free(),
+   * which throws "double-free" for such an address and, as nothing is allocated at `va` (the
+   * caller checked), cannot free anything.
+   */
+  #wasFreed(va: PVOID): boolean {
+    try {
+      this.#memory.free(va);
+    } catch (error) {
+      return error instanceof PlatformError && error.code === "double-free";
+    }
+    return false;
+  }
+
+  #access(va: PVOID, length: number, write: boolean, run: (space: KernelMemory | ProcessAddressSpace) => void): void {
+    if (isAddress(va) && !isKernelAddress(va) && va + length <= USER_SPACE_END) {
+      const process = this.#currentProcess;
+      if (process !== undefined && process.isMapped(va, length)) {
+        const irql = this.#scheduler.irql;
+        if (irql > APC_LEVEL) {
+          throw new BugCheck(
+            IRQL_NOT_LESS_OR_EQUAL,
+            [va, irql, write ? 1 : 0, 0],
+            `pageable user address ${formatAddress(va)} touched at IRQL ${irql}`,
+          );
+        }
+        run(process);
+        return;
+      }
+    } else if (isAddress(va) && this.#memory.isMapped(va, length)) {
+      run(this.#memory);
+      return;
+    }
+    throw bugCheck(
+      PAGE_FAULT_IN_NONPAGED_AREA,
+      [addressParameter(va), write ? 1 : 0, 0, 2],
+      `${write ? "write to" : "read from"} ${formatAddress(va)}+${String(length)}, which is not mapped${this.#ioSpace.contains(va) ? " memory (device registers take READ_REGISTER_ULONG)" : ""}`,
+    );
+  }
+
+  #register(va: PVOID, write: boolean): number {
+    const pa = isAddress(va) ? this.#ioSpace.physicalAddress(va, 4) : undefined;
+    if (pa === undefined) {
+      throw bugCheck(
+        PAGE_FAULT_IN_NONPAGED_AREA,
+        [addressParameter(va), write ? 1 : 0, 0, 2],
+        `${write ? "WRITE" : "READ"}_REGISTER_ULONG(${formatAddress(va)}): not a register address from MmMapIoSpace`,
+      );
+    }
+    return pa;
+  }
+
+  /** Runs `fn`; a PlatformError from below becomes `fallback`'s result, anything else propagates. */
+  #converting<T>(fn: () => T, fallback: (error: PlatformError) => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof PlatformError) return fallback(error);
+      throw error;
+    }
+  }
+
+  /** Runs a driver callback that must return at `level`: IRQL_UNEXPECTED_VALUE otherwise. */
+  #expectingIrql<T>(level: KIRQL, what: string, fn: () => T): T {
+    const result = fn();
+    const left = this.#scheduler.irql;
+    if (left !== level) {
+      throw bugCheck(IRQL_UNEXPECTED_VALUE, [left, level, 0, 0], `a ${what} returned at IRQL ${left}, not ${irqlName(level)}`);
+    }
+    return result;
+  }
+
+  #atMost(level: KIRQL, routine: string): void {
+    const irql = this.#scheduler.irql;
+    if (irql > level) {
+      throw new BugCheck(IRQL_NOT_LESS_OR_EQUAL, [0, irql, 0, 0], `${routine} called at IRQL ${irql}; it requires <= ${irqlName(level)}`);
+    }
+  }
+
+  #exactly(level: KIRQL, routine: string): void {
+    this.#atMost(level, routine);
+    const irql = this.#scheduler.irql;
+    if (irql < level) {
+      throw bugCheck(IRQL_NOT_GREATER_OR_EQUAL, [irql, level, 0, 0], `${routine} called at IRQL ${irql}; it requires ${irqlName(level)}`);
+    }
+  }
+
+  #spinLock(lock: KSPIN_LOCK, routine: string): KSPIN_LOCK {
+    return this.#object(lock, KSPIN_LOCK, routine, "SpinLock");
+  }
+
+  #acquirable(lock: KSPIN_LOCK, routine: string): KSPIN_LOCK {
+    if (this.#spinLock(lock, routine).held) {
+      throw bugCheck(SPIN_LOCK_ALREADY_OWNED, [0, 0, 0, 0], `${routine}: the lock is already held (it would spin forever)`);
+    }
+    return lock;
+  }
+
+  #held(lock: KSPIN_LOCK, routine: string): KSPIN_LOCK {
+    if (!this.#spinLock(lock, routine).held) throw bugCheck(SPIN_LOCK_NOT_OWNED, [0, 0, 0, 0], `${routine}: the lock is not held`);
+    return lock;
+  }
+
+  #deviceObject(device: DEVICE_OBJECT, routine: string): DeviceObject {
+    if (!(device instanceof DeviceObject) || device.deleted) this.#badPointer(routine, "not a live DEVICE_OBJECT");
+    return device;
+  }
+
+  #driverObject(driver: DRIVER_OBJECT, routine: string): DriverObject {
+    if (!(driver instanceof DriverObject) || !driver.loaded) this.#badPointer(routine, "DriverObject is not a loaded driver's object");
+    return driver;
+  }
+
+  #notDeletedTwice(device: DEVICE_OBJECT): void {
+    if (device instanceof DeviceObject && device.deleted) {
+      throw bugCheck(DRIVER_VERIFIER_IOMANAGER_VIOLATION, [IoRule.deleteTwice, device.id, 0, 0], `IoDeleteDevice of ${device}, already deleted`);
+    }
+  }
+
+  #irp(irp: IRP, routine: string): Irp {
+    return this.#object(irp as Irp, Irp, routine, "Irp");
+  }
+
+  #mdl(mdl: MDL, routine: string): Mdl {
+    this.#object(mdl, Mdl, routine, "Mdl");
+    if (mdl.freed) {
+      throw bugCheck(MEMORY_MANAGEMENT, [MmRule.freeTwice, mdl.id, 0, 0], `${routine}: MDL ${mdl.id} was freed by IoFreeMdl`);
+    }
+    return mdl;
+  }
+
+  #alreadyResident(mdl: Mdl, routine: string): never {
+    throw bugCheck(
+      MEMORY_MANAGEMENT,
+      [MmRule.alreadyResident, mdl.id, 0, 0],
+      `${routine}: MDL ${mdl.id} is already ${mdl.locked ? "locked" : "built for nonpaged pool"}`,
+    );
+  }
+
+  #object<T>(value: T, type: abstract new (...args: never[]) => T, routine: string, parameter: string): T {
+    if (!(value instanceof type)) this.#badPointer(routine, `${parameter} is not a ${type.name}`);
+    return value;
+  }
+
+  /** What a bad pointer does in C: an unhandled access violation in kernel mode. */
+  #badPointer(routine: string, what: string): never {
+    throw bugCheck(KMODE_EXCEPTION_NOT_HANDLED, [STATUS_ACCESS_VIOLATION, 0, 0, 0], `${routine}: ${what}`);
+  }
+}
+
+function isIrql(level: number): boolean {
+  return Number.isInteger(level) && level >= PASSIVE_LEVEL && level <= HIGH_LEVEL;
+}
+
+function irqlName(level: KIRQL): string {
+  return IRQL_NAMES[level] ?? (level === HIGH_LEVEL ? "HIGH_LEVEL" : `IRQL ${level}`);
+}
+
+function isAddress(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
+}
+
+function isCount(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
+}
+
+function isPowerOfTwo(value: number): boolean {
+  return Number.isSafeInteger(value) && value > 0 && 2 ** Math.round(Math.log2(value)) === value;
+}
+
+function isCacheType(type: number): boolean {
+  return type === MmNonCached || type === MmCached || type === MmWriteCombined;
+}
+
+function lockOperation(operation: LOCK_OPERATION): LockOperation | undefined {
+  if (operation === IoReadAccess) return "read";
+  if (operation === IoWriteAccess) return "write";
+  if (operation === IoModifyAccess) return "modify";
+  return undefined;
+}
+
+/** A pool tag in display order ("Test"), or undefined if malformed. */
+function poolTag(tag: POOL_TAG): string | undefined {
+  if (typeof tag === "string") return /^[\x20-\x7e]{1,4}$/.test(tag) ? tag : undefined;
+  if (!Number.isInteger(tag) || tag < 0 || tag > 0xffffffff) return undefined;
+  let text = "";
+  for (let shift = 0; shift < 32; shift += 8) {
+    const code = Math.floor(tag / 2 ** shift) % 256;
+    if (code !== 0) text += String.fromCharCode(code);
+  }
+  return text;
+}
+
+/** A display-order tag back as the ULONG C would hold. */
+function tagParameter(tag: string): number {
+  let value = 0;
+  for (let i = 0; i < tag.length; i++) value += tag.charCodeAt(i) * 2 ** (8 * i);
+  return value;
+}
+
+function addressParameter(value: number): number {
+  return isAddress(value) ? value : 0;
+}
+
+function lengthParameter(value: number): number {
+  return isCount(value) ? value : 0;
+}
+
+function irqlParameter(value: number): number {
+  return isIrql(value) ? value : 0xff;
+}
