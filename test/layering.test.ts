@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const BARREL = "src/ddi/index.ts";
+const DRIVER_RULE = "a driver imports only the DDI barrel src/ddi/index.ts (and files of its own package)";
 
 interface Rule {
   readonly name: string;
@@ -21,8 +22,12 @@ interface Rule {
 
 /** The rule for a file, by where it lives; undefined when no rule applies. */
 function ruleFor(file: string): Rule | undefined {
-  if (file.startsWith("drivers/") || (file.startsWith("test/") && file.split("/").includes("drivers"))) {
-    return { name: "a driver imports only the DDI barrel src/ddi/index.ts", allowed: [BARREL], packages: false };
+  const parts = file.split("/");
+  const drivers = parts.indexOf("drivers");
+  if (drivers === 0 || (parts[0] === "test" && drivers > 0)) {
+    // A driver package is the folder below "drivers" (or "drivers" itself for a flat file).
+    const packageRoot = parts.slice(0, drivers + (parts.length - drivers > 2 ? 2 : 1)).join("/");
+    return { name: DRIVER_RULE, allowed: [BARREL, packageRoot], packages: false };
   }
   const layer = /^src\/([^/]+)\//.exec(file)?.[1];
   const below = (...layers: string[]): Rule => ({
@@ -141,10 +146,17 @@ describe("layering", () => {
       {
         file: "drivers/bad-driver.ts",
         specifier: "../src/platform/pci-bus.js (src/platform/pci-bus.ts)",
-        rule: "a driver imports only the DDI barrel src/ddi/index.ts",
+        rule: DRIVER_RULE,
       },
     ]);
     expect(format(violations)).toContain("../src/platform/pci-bus.js");
+  });
+
+  it("lets a driver package import its own files, and no other package's", () => {
+    expect(violationsOf("drivers/nic/nic-module.ts", 'import { NicDriver } from "./nic-driver.js";')).toEqual([]);
+    expect(violationsOf("drivers/nic/nic-module.ts", 'import { DiskDriver } from "../disk/disk-driver.js";')).toHaveLength(1);
+    expect(violationsOf("test/ddi/drivers/m.ts", 'import { TinyDriver } from "./tiny-driver.js";')).toEqual([]);
+    expect(violationsOf("test/ddi/drivers/m.ts", 'import { TinyDevice } from "../tiny-device.js";')).toHaveLength(1);
   });
 
   it("flags packages and node builtins in drivers, but not in the layers below", () => {

@@ -112,8 +112,8 @@ export class IovaWindow implements MapRegisterFile {
   reserved = 0;
   /** Next window page MapTransfer maps into. */
   next = 0;
-  /** Pages of the current IOVA were mapped since it was allocated (lazy: it needs invalidating). */
-  used = false;
+  /** Pages of the current IOVA were unmapped without an invalidation (lazy): not reusable yet. */
+  stale = false;
   live = false;
   pieces = 0;
   readonly mdls: (Mdl | undefined)[] = [];
@@ -315,7 +315,7 @@ export class RemapMapping implements DmaMappingStrategy {
     window.pfn = pfn;
     window.reserved = IovaAllocator.fastSize(count);
     window.next = 0;
-    window.used = false;
+    window.stale = false;
     window.pieces = 0;
     window.live = true;
     state.outstanding++;
@@ -333,7 +333,7 @@ export class RemapMapping implements DmaMappingStrategy {
       this.unmapPieces(window, undefined, 0, 0, true);
     }
     if (window.pfn >= 0) {
-      if (window.used && !window.domain.strict) window.domain.flushQueue.add(window.pfn, window.reserved, QueuedRangeKind.Fast);
+      if (window.stale) window.domain.retire(window.pfn, window.reserved, QueuedRangeKind.Fast);
       else window.domain.iova.freeFast(window.pfn, window.reserved);
     }
     window.live = false;
@@ -378,7 +378,7 @@ export class RemapMapping implements DmaMappingStrategy {
       const pfn = this.allocateWindowIova(domain, window.count, window.limitPfn);
       if (pfn === undefined) throw new PlatformError("no-memory", `IOVA space of DMA domain ${domain.id} is exhausted`);
       window.pfn = pfn;
-      window.used = false;
+      window.stale = false;
     }
     const device = window.state.device;
     const untrusted = device.untrusted;
@@ -417,7 +417,6 @@ export class RemapMapping implements DmaMappingStrategy {
     window.heads[i] = headPfn;
     window.tails[i] = tailPfn;
     window.next += span;
-    window.used = true;
     window.bytesMapped += length;
     this.counters.add("hal.remap.map");
     this.counters.add("hal.remap.map.pages", span);
@@ -721,6 +720,7 @@ export class RemapMapping implements DmaMappingStrategy {
       }
     }
     if (runFirst >= 0) domain.invalidatePages((window.pfn + runFirst) * PAGE_SIZE, runEnd - runFirst);
+    if (!strict && kept < window.pieces) window.stale = true;
     // Bounce pages go back only after their translations are invalidated.
     for (let i = kept; i < window.pieces; i++) {
       this.releaseBounced(window, i);
@@ -729,11 +729,15 @@ export class RemapMapping implements DmaMappingStrategy {
     window.pieces = kept;
     if (kept > 0) return;
     window.next = 0;
-    if (!strict && window.used) {
-      // Lazy: the whole window's IOVA waits for the flush queue; the next use takes fresh IOVA.
+    if (!window.stale) return;
+    window.stale = false;
+    if (strict) {
+      // The domain turned strict (an untrusted device joined) after a lazy unmap in this window.
+      domain.invalidatePages(window.pfn * PAGE_SIZE, window.reserved);
+    } else {
+      // Lazy: the window's IOVA waits in the flush queue; its next use takes fresh IOVA.
       domain.flushQueue.add(window.pfn, window.reserved, QueuedRangeKind.Fast);
       window.pfn = -1;
-      window.used = false;
     }
   }
 
