@@ -10,7 +10,14 @@ import type { NTSTATUS } from "../hal/wdm/ntstatus.js";
 import type { DeviceObject } from "./device-object.js";
 import type { DriverObject } from "./driver-object.js";
 
-export type DeviceNodeState = "enumerated" | "added" | "starting" | "started" | "stopped" | "failed" | "deleted";
+export type DeviceNodeState =
+  | "enumerated"
+  | "added"
+  | "starting"
+  | "started"
+  | "stopped"
+  | "failed"
+  | "deleted";
 
 export class DeviceNode {
   state: DeviceNodeState = "enumerated";

@@ -31,7 +31,9 @@ export class DriverObject implements DRIVER_OBJECT {
   constructor(name: string, contribution: DriverContribution | undefined) {
     this.DriverName = `\\Driver\\${name}`;
     this.contribution = contribution;
-    this.MajorFunction = Object.seal(new Array<DRIVER_DISPATCH | undefined>(IRP_MJ_MAXIMUM_FUNCTION + 1).fill(undefined));
+    this.MajorFunction = Object.seal(
+      new Array<DRIVER_DISPATCH | undefined>(IRP_MJ_MAXIMUM_FUNCTION + 1).fill(undefined),
+    );
   }
 
   /** The device objects of DriverObject->DeviceObject, following NextDevice. */

@@ -20,13 +20,13 @@ import {
   type CM_PARTIAL_RESOURCE_DESCRIPTOR,
   type DEVICE_OBJECT,
   type DEVOBJ_EXTENSION,
+  type IO_STACK_LOCATION,
   IRP_MJ_PNP,
   IRP_MJ_READ,
   IRP_MJ_WRITE,
   IRP_MN_REMOVE_DEVICE,
   IRP_MN_START_DEVICE,
   IRP_MN_STOP_DEVICE,
-  type IO_STACK_LOCATION,
   type MDL,
 } from "../hal/wdm/device-object.js";
 import {
@@ -43,21 +43,36 @@ import { Mdl } from "../platform/mdl.js";
 import { checkLength } from "../platform/page.js";
 import { formatRequesterId } from "../platform/pci-address.js";
 import { PciBus } from "../platform/pci-bus.js";
+import type { PciDevice } from "../platform/pci-device.js";
 import { PlatformError } from "../platform/platform-error.js";
 import { Scheduler } from "../platform/scheduler.js";
 import { Counters } from "../trace/counters.js";
 import { EventBus } from "../trace/event-bus.js";
 import { bugCheck, DRIVER_VERIFIER_IOMANAGER_VIOLATION, IoRule } from "./bug-check-codes.js";
+import { callDriverRoutine } from "./ddi-arguments.js";
 import { DeviceNode, type DeviceNodeState } from "./device-node.js";
 import { DeviceObject } from "./device-object.js";
 import type { DriverContribution } from "./driver.js";
 import { DriverObject } from "./driver-object.js";
 import { DriverRegistry } from "./driver-registry.js";
-import { DO_BUS_ENUMERATED_DEVICE, DO_DEVICE_INITIALIZING, DO_EXCLUSIVE, IRP_MN_SURPRISE_REMOVAL } from "./io-constants.js";
+import {
+  DO_BUS_ENUMERATED_DEVICE,
+  DO_DEVICE_INITIALIZING,
+  DO_EXCLUSIVE,
+  IRP_MN_SURPRISE_REMOVAL,
+} from "./io-constants.js";
 import { Irp } from "./irp.js";
 import { STATUS_IMAGE_ALREADY_LOADED, STATUS_OBJECT_NAME_COLLISION } from "./ntstatus-io.js";
 import { pciDeviceIds } from "./pci-hardware-ids.js";
 import "./ddi-events.js";
+
+export interface IrpOptions {
+  readonly minorFunction?: number;
+  readonly parameters?: IO_STACK_LOCATION["Parameters"];
+  readonly mdl?: MDL;
+  /** IoStatus.Status before a driver sets it (PnP IRPs start as STATUS_NOT_SUPPORTED). */
+  readonly initialStatus?: NTSTATUS;
+}
 
 export interface EnumerateOptions {
   /** Requester ids of functions behind an external (hot-plug) port: their PDOs say `external`. */
@@ -86,6 +101,8 @@ export class IoManager {
   /** The bus driver that owns every PDO. */
   readonly #pciDriver = new DriverObject("pci", undefined);
   readonly #nodes = new Map<number, DeviceNode>();
+  /** The function each node was made for: a different device in the same slot is a new node. */
+  readonly #functions = new Map<DeviceNode, PciDevice>();
   /** Loaded drivers by lower-cased service name. */
   readonly #drivers = new Map<string, DriverObject>();
   /** Named device objects by lower-cased name. */
@@ -118,10 +135,16 @@ export class IoManager {
 
   /** The node of a requester id or of any device object in its stack. */
   node(target: number | DEVICE_OBJECT): DeviceNode {
-    const rid = typeof target === "number" ? target : this.#device(target, "node").stackBottom.DeviceObjectExtension.requesterId;
+    const rid =
+      typeof target === "number"
+        ? target
+        : this.#device(target, "node").stackBottom.DeviceObjectExtension.requesterId;
     const node = rid === undefined ? undefined : this.#nodes.get(rid);
     if (node === undefined) {
-      throw new PlatformError("bad-handle", `no device node for ${typeof target === "number" ? formatRequesterId(target) : String(target)}`);
+      throw new PlatformError(
+        "bad-handle",
+        `no device node for ${typeof target === "number" ? formatRequesterId(target) : String(target)}`,
+      );
     }
     return node;
   }
@@ -140,7 +163,7 @@ export class IoManager {
     this.#requirePassive("enumerate");
     const external = new Set(options.external ?? []);
     for (const node of [...this.#nodes.values()]) {
-      if (!this.#pci.has(node.requesterId)) this.#surpriseRemove(node);
+      if (!this.#present(node)) this.#surpriseRemove(node);
     }
     const added: DeviceNode[] = [];
     for (const device of this.#pci.devices()) {
@@ -151,12 +174,15 @@ export class IoManager {
       const ids = pciDeviceIds(device.config.identity);
       const node = new DeviceNode(pdo, rid, ids.hardwareIds, ids.compatibleIds);
       this.#nodes.set(rid, node);
+      this.#functions.set(node, device);
       added.push(node);
       this.#counters.add("pnp.enumerated");
       this.#setState(node, "enumerated", STATUS_SUCCESS);
     }
     for (const node of added) {
-      const driver = this.drivers.find((d) => d.contribution !== undefined && node.matches(d.contribution.hardwareIds));
+      const driver = this.drivers.find(
+        (d) => d.contribution !== undefined && node.matches(d.contribution.hardwareIds),
+      );
       if (driver !== undefined) this.#addDevice(node, driver);
     }
     return added;
@@ -172,27 +198,39 @@ export class IoManager {
     const loaded = this.driver(driver.serviceName);
     if (loaded !== undefined) return { status: STATUS_IMAGE_ALREADY_LOADED, driverObject: loaded, nodes: [] };
     const driverObject = new DriverObject(driver.serviceName, driver);
-    const status = driver.DriverEntry(driverObject, SERVICES_KEY + driver.serviceName);
+    const status = callDriverRoutine(this.#scheduler, "DriverEntry", () =>
+      driver.DriverEntry(driverObject, SERVICES_KEY + driver.serviceName),
+    );
     if (!NT_SUCCESS(status)) {
       driverObject.loaded = false;
       return { status, driverObject: undefined, nodes: [] };
     }
     this.#drivers.set(driver.serviceName.toLowerCase(), driverObject);
     this.#counters.add("pnp.driver.load");
-    const nodes = this.nodes.filter((node) => node.driver === undefined && node.state === "enumerated" && node.matches(driver.hardwareIds));
+    const nodes = this.nodes.filter(
+      (node) => node.driver === undefined && node.state === "enumerated" && node.matches(driver.hardwareIds),
+    );
     for (const node of nodes) this.#addDevice(node, driverObject);
     return { status, driverObject, nodes };
   }
 
   /** Loads every driver package bound in the container that is not loaded yet. */
   loadDrivers(): readonly DriverLoadResult[] {
-    return this.#registry.drivers.filter((d) => this.driver(d.serviceName) === undefined).map((d) => this.loadDriver(d));
+    return this.#registry.drivers
+      .filter((d) => this.driver(d.serviceName) === undefined)
+      .map((d) => this.loadDriver(d));
   }
 
   /** Sends START again to a stopped device (after stopDevice). Returns the START IRP. */
   startDevice(node: DeviceNode): Irp {
     this.#requirePassive("startDevice");
     this.#requireState(node, "startDevice", ["stopped", "added"]);
+    if (!this.#present(node)) {
+      throw new PlatformError(
+        "bad-state",
+        `startDevice: ${formatRequesterId(node.requesterId)} left the bus; enumerate() first`,
+      );
+    }
     return this.#start(node);
   }
 
@@ -202,7 +240,7 @@ export class IoManager {
     this.#requireState(node, "stopDevice", ["started"]);
     return this.#sendPnp(node, IRP_MN_STOP_DEVICE, undefined, (irp) => {
       if (!NT_SUCCESS(irp.IoStatus.Status)) return;
-      this.#pci.setBusMaster(node.requesterId, false);
+      this.#setBusMaster(node, false);
       this.#setState(node, "stopped", irp.IoStatus.Status);
     });
   }
@@ -214,7 +252,10 @@ export class IoManager {
   removeDevice(node: DeviceNode): Irp {
     this.#requirePassive("removeDevice");
     if (node.driver === undefined || node.state === "deleted") {
-      throw new PlatformError("bad-state", `removeDevice: no driver has ${formatRequesterId(node.requesterId)}`);
+      throw new PlatformError(
+        "bad-state",
+        `removeDevice: no driver has ${formatRequesterId(node.requesterId)}`,
+      );
     }
     return this.#remove(node);
   }
@@ -225,12 +266,17 @@ export class IoManager {
    */
   unloadDriver(driverObject: DriverObject): NTSTATUS {
     this.#requirePassive("unloadDriver");
-    if (!(driverObject instanceof DriverObject) || !driverObject.loaded || driverObject.contribution === undefined) {
+    if (
+      !(driverObject instanceof DriverObject) ||
+      !driverObject.loaded ||
+      driverObject.contribution === undefined
+    ) {
       throw new PlatformError("bad-handle", "unloadDriver: not a loaded driver object");
     }
     if (driverObject.DriverUnload === undefined) return STATUS_INVALID_DEVICE_REQUEST;
     for (const node of this.nodes) if (node.driver === driverObject) this.#remove(node);
-    driverObject.DriverUnload(driverObject);
+    const unload = driverObject.DriverUnload;
+    callDriverRoutine(this.#scheduler, "DriverUnload routine", () => unload(driverObject));
     const left = driverObject.DeviceObject;
     if (left instanceof DeviceObject) {
       throw bugCheck(
@@ -246,17 +292,18 @@ export class IoManager {
   }
 
   /** An IRP with one stack location, as IoAllocateIrp + IoGetNextIrpStackLocation would set it up. */
-  createIrp(
-    majorFunction: number,
-    minorFunction = 0,
-    parameters: IO_STACK_LOCATION["Parameters"] = {},
-    mdl: MDL | undefined = undefined,
-    initialStatus: NTSTATUS = STATUS_SUCCESS,
-  ): Irp {
+  createIrp(majorFunction: number, options: IrpOptions = {}): Irp {
+    const { minorFunction = 0, parameters = {}, mdl, initialStatus = STATUS_SUCCESS } = options;
     checkLength(majorFunction, "IRP major function", 0xff);
     checkLength(minorFunction, "IRP minor function", 0xff);
-    if (mdl !== undefined && !(mdl instanceof Mdl)) throw new PlatformError("bad-handle", "createIrp: not an MDL");
-    const stack: IO_STACK_LOCATION = { MajorFunction: majorFunction, MinorFunction: minorFunction, DeviceObject: undefined, Parameters: parameters };
+    if (mdl !== undefined && !(mdl instanceof Mdl))
+      throw new PlatformError("bad-handle", "createIrp: not an MDL");
+    const stack: IO_STACK_LOCATION = {
+      MajorFunction: majorFunction,
+      MinorFunction: minorFunction,
+      DeviceObject: undefined,
+      Parameters: parameters,
+    };
     const irp = new Irp(this.#nextIrpId++, stack, mdl, initialStatus);
     irp.onCompleted((done) => {
       this.#counters.add("io.irp.complete");
@@ -319,7 +366,10 @@ export class IoManager {
       return { status: STATUS_OBJECT_NAME_COLLISION, device: undefined };
     }
     const flags = DO_DEVICE_INITIALIZING | (exclusive ? DO_EXCLUSIVE : 0);
-    const device = this.#newDevice(driver, name, deviceType, characteristics, flags, { requesterId: undefined, external: false });
+    const device = this.#newDevice(driver, name, deviceType, characteristics, flags, {
+      requesterId: undefined,
+      external: false,
+    });
     if (name !== undefined) this.#names.set(name.toLowerCase(), device);
     return { status: STATUS_SUCCESS, device };
   }
@@ -348,7 +398,8 @@ export class IoManager {
 
   /** IoAttachDeviceToDeviceStack: returns the device attached to, or undefined. */
   attachDevice(source: DeviceObject, target: DeviceObject): DeviceObject | undefined {
-    if (source.lowerDevice !== undefined || source.AttachedDevice !== undefined || source === target.stackTop) return undefined;
+    if (source.lowerDevice !== undefined || source.AttachedDevice !== undefined || source === target.stackTop)
+      return undefined;
     const top = target.stackTop;
     if (top.deleted || !top.DriverObject.loaded) return undefined;
     top.AttachedDevice = source;
@@ -373,11 +424,14 @@ export class IoManager {
     if (device.CurrentIrp !== undefined) {
       irp.sortKey = key;
       const queue = device.deviceQueue;
-      const at = key === undefined ? queue.length : queue.findIndex((q) => q.sortKey !== undefined && q.sortKey > key);
+      const at =
+        key === undefined ? queue.length : queue.findIndex((q) => q.sortKey !== undefined && q.sortKey > key);
       queue.splice(at < 0 ? queue.length : at, 0, irp);
       return;
     }
-    this.#scheduler.runAtIrql(Irql.dispatch, () => this.#startIo(device, irp));
+    this.#scheduler.runAtIrql(Irql.dispatch, () =>
+      callDriverRoutine(this.#scheduler, "StartIo routine", () => this.#startIo(device, irp)),
+    );
   }
 
   /** IoStartNextPacket, at DISPATCH_LEVEL: the next queued IRP becomes CurrentIrp and goes to StartIo. */
@@ -404,12 +458,10 @@ export class IoManager {
     if (!(mdl instanceof Mdl)) throw new PlatformError("bad-handle", "send: not an MDL");
     checkLength(byteOffset, "byte offset");
     const parameters = { Length: mdl.byteCount, ByteOffset: byteOffset };
-    const irp = this.createIrp(
-      majorFunction,
-      0,
-      majorFunction === IRP_MJ_READ ? { Read: parameters } : { Write: parameters },
+    const irp = this.createIrp(majorFunction, {
+      parameters: majorFunction === IRP_MJ_READ ? { Read: parameters } : { Write: parameters },
       mdl,
-    );
+    });
     return this.callDriver(deviceObject, irp);
   }
 
@@ -421,7 +473,7 @@ export class IoManager {
       irp.complete();
       return STATUS_INVALID_DEVICE_REQUEST;
     }
-    return routine(device, irp);
+    return callDriverRoutine(this.#scheduler, "dispatch routine", () => routine(device, irp));
   }
 
   #addDevice(node: DeviceNode, driver: DriverObject): void {
@@ -431,7 +483,7 @@ export class IoManager {
       this.#fail(node, STATUS_NOT_SUPPORTED);
       return;
     }
-    const status = addDevice(driver, node.pdo);
+    const status = callDriverRoutine(this.#scheduler, "AddDevice routine", () => addDevice(driver, node.pdo));
     if (!NT_SUCCESS(status)) {
       this.#fail(node, status);
       return;
@@ -441,19 +493,20 @@ export class IoManager {
   }
 
   #start(node: DeviceNode): Irp {
-    const device = this.#pci.device(node.requesterId);
+    const device = this.#functions.get(node)!;
     const resources: CM_PARTIAL_RESOURCE_DESCRIPTOR[] = [
       { Type: "CmResourceTypeMemory", Start: device.barAddress, Length: device.barSize },
       { Type: "CmResourceTypeInterrupt", Vector: device.interruptLine, Level: Irql.device },
     ];
-    this.#pci.setBusMaster(node.requesterId, true);
+    this.#setBusMaster(node, true);
     this.#setState(node, "starting", STATUS_PENDING);
     return this.#sendPnp(node, IRP_MN_START_DEVICE, { AllocatedResourcesTranslated: resources }, (irp) => {
-      if (NT_SUCCESS(irp.IoStatus.Status)) {
-        this.#setState(node, "started", irp.IoStatus.Status);
+      const status = irp.IoStatus.Status;
+      if (NT_SUCCESS(status)) {
+        this.#setState(node, "started", status);
       } else {
-        this.#pci.setBusMaster(node.requesterId, false);
-        this.#fail(node, irp.IoStatus.Status);
+        this.#setBusMaster(node, false);
+        this.#atPassive(() => this.#fail(node, status));
       }
     });
   }
@@ -462,7 +515,7 @@ export class IoManager {
   #remove(node: DeviceNode, after: "enumerated" | "failed" | "deleted" = "enumerated"): Irp {
     const problem = node.problem;
     return this.#sendPnp(node, IRP_MN_REMOVE_DEVICE, undefined, (irp) => {
-      if (this.#pci.has(node.requesterId)) this.#pci.setBusMaster(node.requesterId, false);
+      this.#setBusMaster(node, false);
       const stale = node.fdo;
       if (stale !== undefined) {
         throw bugCheck(
@@ -474,7 +527,11 @@ export class IoManager {
       node.driver = undefined;
       node.problem = after === "failed" ? problem : undefined;
       if (after === "deleted") this.deleteDevice(node.pdo);
-      this.#setState(node, after, after === "failed" && problem !== undefined ? problem : irp.IoStatus.Status);
+      this.#setState(
+        node,
+        after,
+        after === "failed" && problem !== undefined ? problem : irp.IoStatus.Status,
+      );
     });
   }
 
@@ -488,6 +545,28 @@ export class IoManager {
       this.deleteDevice(node.pdo);
       this.#setState(node, "deleted", STATUS_SUCCESS);
     }
+    this.#functions.delete(node);
+  }
+
+  /**
+   * Runs PnP work that sends IRPs now if at PASSIVE_LEVEL, else as a passive event: a START a
+   * driver completed from its DPC is followed up in a worker, as the PnP manager does.
+   */
+  #atPassive(work: () => void): void {
+    if (this.#scheduler.irql === Irql.passive) work();
+    else this.#scheduler.schedule(0, work, "pnp");
+  }
+
+  /** True while the function the node was made for is still on the bus. */
+  #present(node: DeviceNode): boolean {
+    return (
+      this.#pci.has(node.requesterId) && this.#pci.device(node.requesterId) === this.#functions.get(node)
+    );
+  }
+
+  /** The PDO's part of START / STOP / REMOVE (pci.sys): Bus Master Enable, if the device is still there. */
+  #setBusMaster(node: DeviceNode, enabled: boolean): void {
+    if (this.#present(node)) this.#pci.setBusMaster(node.requesterId, enabled);
   }
 
   /** A failed node keeps no stack: what the driver attached gets REMOVE. */
@@ -508,13 +587,11 @@ export class IoManager {
     startDevice: IO_STACK_LOCATION["Parameters"]["StartDevice"],
     done: (irp: Irp) => void,
   ): Irp {
-    const irp = this.createIrp(
-      IRP_MJ_PNP,
+    const irp = this.createIrp(IRP_MJ_PNP, {
       minorFunction,
-      startDevice === undefined ? {} : { StartDevice: startDevice },
-      undefined,
-      STATUS_NOT_SUPPORTED,
-    );
+      parameters: startDevice === undefined ? {} : { StartDevice: startDevice },
+      initialStatus: STATUS_NOT_SUPPORTED,
+    });
     irp.onCompleted(done);
     const top = node.pdo.stackTop;
     if (top === node.pdo) {
@@ -582,7 +659,10 @@ export class IoManager {
 
   #requirePassive(what: string): void {
     if (this.#scheduler.irql !== Irql.passive) {
-      throw new PlatformError("bad-state", `${what} runs at PASSIVE_LEVEL, not at IRQL ${this.#scheduler.irql}`);
+      throw new PlatformError(
+        "bad-state",
+        `${what} runs at PASSIVE_LEVEL, not at IRQL ${this.#scheduler.irql}`,
+      );
     }
   }
 }

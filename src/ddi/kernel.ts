@@ -22,8 +22,8 @@ import { BugCheck, IRQL_NOT_LESS_OR_EQUAL } from "../hal/wdm/bug-check.js";
 import type { DEVICE_DESCRIPTION } from "../hal/wdm/device-description.js";
 import type { DEVICE_OBJECT, DRIVER_OBJECT, IO_STACK_LOCATION, IRP, MDL } from "../hal/wdm/device-object.js";
 import type { IoGetDmaAdapterResult, PHYSICAL_ADDRESS, PVOID } from "../hal/wdm/dma-operations.js";
-import { MmCached, MmNonCached, MmWriteCombined, type MEMORY_CACHING_TYPE } from "../hal/wdm/dma-v3-types.js";
-import { APC_LEVEL, DISPATCH_LEVEL, HIGH_LEVEL, type KIRQL, PASSIVE_LEVEL } from "../hal/wdm/irql.js";
+import { type MEMORY_CACHING_TYPE, MmCached } from "../hal/wdm/dma-v3-types.js";
+import { APC_LEVEL, DISPATCH_LEVEL, type KIRQL, PASSIVE_LEVEL } from "../hal/wdm/irql.js";
 import {
   type NTSTATUS,
   STATUS_INSUFFICIENT_RESOURCES,
@@ -31,14 +31,12 @@ import {
   STATUS_SUCCESS,
 } from "../hal/wdm/ntstatus.js";
 import { CpuMemory } from "../platform/cpu-memory.js";
-import { FrameAllocator } from "../platform/frame-allocator.js";
 import { isKernelAddress, KernelMemory } from "../platform/kernel-memory.js";
 import { type LockOperation, Mdl } from "../platform/mdl.js";
 import { MAX_MDL_LENGTH, MemoryManager } from "../platform/memory-manager.js";
 import { formatAddress, PAGE_SIZE } from "../platform/page.js";
 import { PciBus } from "../platform/pci-bus.js";
-import { PlatformError } from "../platform/platform-error.js";
-import { ProcessAddressSpace, USER_SPACE_END } from "../platform/process-address-space.js";
+import { ProcessAddressSpace } from "../platform/process-address-space.js";
 import { MAX_INTERRUPT_LINE, Scheduler } from "../platform/scheduler.js";
 import { Counters } from "../trace/counters.js";
 import {
@@ -46,19 +44,30 @@ import {
   BadPoolCaller,
   bugCheck,
   DRIVER_VERIFIER_IOMANAGER_VIOLATION,
-  INVALID_PROCESS_ATTACH_ATTEMPT,
-  INVALID_PROCESS_DETACH_ATTEMPT,
   IoRule,
   IRQL_NOT_GREATER_OR_EQUAL,
-  IRQL_UNEXPECTED_VALUE,
   KMODE_EXCEPTION_NOT_HANDLED,
   MEMORY_MANAGEMENT,
   MmRule,
   MULTIPLE_IRP_COMPLETE_REQUESTS,
   PAGE_FAULT_IN_NONPAGED_AREA,
+  PROCESS_HAS_LOCKED_PAGES,
   SPIN_LOCK_ALREADY_OWNED,
   SPIN_LOCK_NOT_OWNED,
 } from "./bug-check-codes.js";
+import { CpuAccess } from "./cpu-access.js";
+import {
+  addressParameter,
+  callDriverRoutine,
+  convertingPlatformErrors,
+  irqlName,
+  irqlParameter,
+  isAddress,
+  isCacheType,
+  isCount,
+  isIrql,
+  isPowerOfTwo,
+} from "./ddi-arguments.js";
 import { DeviceObject } from "./device-object.js";
 import { DriverObject } from "./driver-object.js";
 import { IoManager } from "./io-manager.js";
@@ -68,11 +77,21 @@ import { KAPC_STATE, type PEPROCESS } from "./kapc-state.js";
 import { type KDEFERRED_ROUTINE, KDPC } from "./kdpc.js";
 import { KINTERRUPT, type KSERVICE_ROUTINE, type KSYNCHRONIZE_ROUTINE } from "./kinterrupt.js";
 import { KSPIN_LOCK } from "./kspin-lock.js";
-import { IoModifyAccess, IoReadAccess, IoWriteAccess, KernelMode, type KPROCESSOR_MODE, type LOCK_OPERATION, UserMode } from "./mm-constants.js";
+import {
+  IoModifyAccess,
+  IoReadAccess,
+  IoWriteAccess,
+  KernelMode,
+  type KPROCESSOR_MODE,
+  type LOCK_OPERATION,
+  UserMode,
+} from "./mm-constants.js";
 import { STATUS_ACCESS_VIOLATION, STATUS_OBJECT_NAME_INVALID } from "./ntstatus-io.js";
+import { PoolAllocator } from "./pool-allocator.js";
 import {
   NonPagedPool,
   NonPagedPoolNx,
+  PagedPool,
   POOL_FLAG_CACHE_ALIGNED,
   POOL_FLAG_NON_PAGED,
   POOL_FLAG_NON_PAGED_EXECUTE,
@@ -83,14 +102,17 @@ import {
   type POOL_FLAGS,
   type POOL_TAG,
   type POOL_TYPE,
-  PagedPool,
 } from "./pool-type.js";
 
 /** IO_DPC_ROUTINE: the DpcForIsr of IoInitializeDpcRequest. */
-export type IO_DPC_ROUTINE = (Dpc: KDPC, DeviceObject: DEVICE_OBJECT, Irp: IRP | undefined, Context: unknown) => void;
+export type IO_DPC_ROUTINE = (
+  Dpc: KDPC,
+  DeviceObject: DEVICE_OBJECT,
+  Irp: IRP | undefined,
+  Context: unknown,
+) => void;
 
 const NULL_ADAPTER: IoGetDmaAdapterResult = Object.freeze({ Adapter: undefined, NumberOfMapRegisters: 0 });
-const IRQL_NAMES = ["PASSIVE_LEVEL", "APC_LEVEL", "DISPATCH_LEVEL"];
 const KNOWN_POOL_FLAGS =
   POOL_FLAG_USE_QUOTA |
   POOL_FLAG_UNINITIALIZED |
@@ -99,8 +121,6 @@ const KNOWN_POOL_FLAGS =
   POOL_FLAG_NON_PAGED |
   POOL_FLAG_NON_PAGED_EXECUTE |
   POOL_FLAG_PAGED;
-/** Zeroes written per CPU store when ExAllocatePool2 / RtlZeroMemory clear memory. */
-const ZERO_CHUNK = new Uint8Array(16 * PAGE_SIZE);
 
 @injectable()
 export class Kernel {
@@ -112,11 +132,10 @@ export class Kernel {
   readonly #scheduler: Scheduler;
   readonly #pci: PciBus;
   readonly #ioSpace: IoSpace;
+  readonly #pool: PoolAllocator;
+  readonly #cpuAccess: CpuAccess;
   readonly #counters: Counters;
-  readonly #contiguousOwner: number;
   readonly #interrupts = new Map<KINTERRUPT, () => void>();
-  /** KeStackAttachProcess nesting: the innermost attached process is last. */
-  readonly #attached: KAPC_STATE[] = [];
   #nextDpcTicket = 1;
 
   constructor(
@@ -128,7 +147,8 @@ export class Kernel {
     @inject(Scheduler) scheduler: Scheduler,
     @inject(PciBus) pci: PciBus,
     @inject(IoSpace) ioSpace: IoSpace,
-    @inject(FrameAllocator) frames: FrameAllocator,
+    @inject(PoolAllocator) pool: PoolAllocator,
+    @inject(CpuAccess) cpuAccess: CpuAccess,
     @inject(Counters) counters: Counters,
   ) {
     this.#io = io;
@@ -139,21 +159,29 @@ export class Kernel {
     this.#scheduler = scheduler;
     this.#pci = pci;
     this.#ioSpace = ioSpace;
+    this.#pool = pool;
+    this.#cpuAccess = cpuAccess;
     this.#counters = counters;
-    this.#contiguousOwner = frames.registerOwner("contiguous-memory");
   }
 
   // ---- DMA adapter ----
 
   /** IoGetDmaAdapter, PASSIVE_LEVEL: NULL (Adapter undefined) when the PDO or description is refused. */
-  IoGetDmaAdapter(PhysicalDeviceObject: DEVICE_OBJECT, DeviceDescription: DEVICE_DESCRIPTION): IoGetDmaAdapterResult {
+  IoGetDmaAdapter(
+    PhysicalDeviceObject: DEVICE_OBJECT,
+    DeviceDescription: DEVICE_DESCRIPTION,
+  ): IoGetDmaAdapterResult {
     this.#atMost(PASSIVE_LEVEL, "IoGetDmaAdapter");
     const pdo = PhysicalDeviceObject;
-    if (!(pdo instanceof DeviceObject) || pdo.deleted || pdo.DeviceObjectExtension.requesterId === undefined) {
+    if (
+      !(pdo instanceof DeviceObject) ||
+      pdo.deleted ||
+      pdo.DeviceObjectExtension.requesterId === undefined
+    ) {
       return NULL_ADAPTER;
     }
     if (typeof DeviceDescription !== "object" || DeviceDescription === null) return NULL_ADAPTER;
-    return this.#converting(
+    return convertingPlatformErrors(
       () => this.#hal.getDmaAdapter(pdo, DeviceDescription),
       () => NULL_ADAPTER,
     );
@@ -169,7 +197,11 @@ export class Kernel {
   KeRaiseIrql(NewIrql: KIRQL): KIRQL {
     const current = this.#scheduler.irql;
     if (!isIrql(NewIrql) || NewIrql < current) {
-      throw bugCheck(IRQL_NOT_GREATER_OR_EQUAL, [current, irqlParameter(NewIrql), 0, 0], `KeRaiseIrql(${String(NewIrql)}) from IRQL ${current}`);
+      throw bugCheck(
+        IRQL_NOT_GREATER_OR_EQUAL,
+        [current, irqlParameter(NewIrql), 0, 0],
+        `KeRaiseIrql(${String(NewIrql)}) from IRQL ${current}`,
+      );
     }
     return this.#scheduler.raiseIrql(NewIrql);
   }
@@ -228,7 +260,8 @@ export class Kernel {
   /** KeInitializeDpc, any IRQL. */
   KeInitializeDpc(Dpc: KDPC, DeferredRoutine: KDEFERRED_ROUTINE, DeferredContext: unknown): void {
     this.#object(Dpc, KDPC, "KeInitializeDpc", "Dpc");
-    if (typeof DeferredRoutine !== "function") this.#badPointer("KeInitializeDpc", "DeferredRoutine is not a routine");
+    if (typeof DeferredRoutine !== "function")
+      this.#badPointer("KeInitializeDpc", "DeferredRoutine is not a routine");
     Dpc.DeferredRoutine = DeferredRoutine;
     Dpc.DeferredContext = DeferredContext;
     Dpc.DpcData = 0;
@@ -241,7 +274,8 @@ export class Kernel {
   KeInsertQueueDpc(Dpc: KDPC, SystemArgument1: unknown, SystemArgument2: unknown): boolean {
     this.#object(Dpc, KDPC, "KeInsertQueueDpc", "Dpc");
     const routine = Dpc.DeferredRoutine;
-    if (routine === undefined) this.#badPointer("KeInsertQueueDpc", "the KDPC was not initialized by KeInitializeDpc");
+    if (routine === undefined)
+      this.#badPointer("KeInsertQueueDpc", "the KDPC was not initialized by KeInitializeDpc");
     if (Dpc.DpcData !== 0) return false;
     const ticket = this.#nextDpcTicket++;
     Dpc.DpcData = ticket;
@@ -250,7 +284,7 @@ export class Kernel {
     this.#scheduler.queueDpc(() => {
       if (Dpc.DpcData !== ticket) return;
       Dpc.DpcData = 0;
-      this.#expectingIrql(DISPATCH_LEVEL, "DPC routine", () =>
+      callDriverRoutine(this.#scheduler, "DPC routine", () =>
         routine(Dpc, Dpc.DeferredContext, Dpc.SystemArgument1, Dpc.SystemArgument2),
       );
     }, "KDPC");
@@ -331,7 +365,12 @@ export class Kernel {
     const interrupt = new KINTERRUPT(Vector, Irql, SynchronizeIrql, ShareVector === true);
     const disconnect = this.#scheduler.connectInterrupt(
       Vector,
-      () => this.#expectingIrql(Irql, "interrupt service routine", () => ServiceRoutine(interrupt, ServiceContext) === true),
+      () =>
+        callDriverRoutine(
+          this.#scheduler,
+          "interrupt service routine",
+          () => ServiceRoutine(interrupt, ServiceContext) === true,
+        ),
       Irql,
     );
     this.#interrupts.set(interrupt, disconnect);
@@ -354,21 +393,43 @@ export class Kernel {
   }
 
   /** KeSynchronizeExecution: runs the routine at the interrupt's SynchronizeIrql, as the ISR would. */
-  KeSynchronizeExecution(Interrupt: KINTERRUPT, SynchronizeRoutine: KSYNCHRONIZE_ROUTINE, SynchronizeContext: unknown): boolean {
+  KeSynchronizeExecution(
+    Interrupt: KINTERRUPT,
+    SynchronizeRoutine: KSYNCHRONIZE_ROUTINE,
+    SynchronizeContext: unknown,
+  ): boolean {
     this.#object(Interrupt, KINTERRUPT, "KeSynchronizeExecution", "Interrupt");
-    if (typeof SynchronizeRoutine !== "function") this.#badPointer("KeSynchronizeExecution", "SynchronizeRoutine is not a routine");
+    if (typeof SynchronizeRoutine !== "function")
+      this.#badPointer("KeSynchronizeExecution", "SynchronizeRoutine is not a routine");
     this.#atMost(Interrupt.SynchronizeIrql, "KeSynchronizeExecution");
-    return this.#scheduler.runAtIrql(Interrupt.SynchronizeIrql, () => SynchronizeRoutine(SynchronizeContext) === true);
+    return this.#scheduler.runAtIrql(
+      Interrupt.SynchronizeIrql,
+      () => SynchronizeRoutine(SynchronizeContext) === true,
+    );
   }
 
   // ---- Device registers ----
 
   /** MmMapIoSpace, <= DISPATCH_LEVEL: a system address for a device's registers; NULL if no BAR decodes the range. */
-  MmMapIoSpace(PhysicalAddress: PHYSICAL_ADDRESS, NumberOfBytes: number, CacheType: MEMORY_CACHING_TYPE): PVOID {
+  MmMapIoSpace(
+    PhysicalAddress: PHYSICAL_ADDRESS,
+    NumberOfBytes: number,
+    CacheType: MEMORY_CACHING_TYPE,
+  ): PVOID {
     this.#atMost(DISPATCH_LEVEL, "MmMapIoSpace");
-    if (!isAddress(PhysicalAddress) || !isCount(NumberOfBytes) || NumberOfBytes === 0 || !isCacheType(CacheType)) return 0;
-    const device = this.#converting(() => this.#pci.deviceAt(PhysicalAddress), () => undefined);
-    if (device === undefined || PhysicalAddress + NumberOfBytes > device.barAddress + device.barSize) return 0;
+    if (
+      !isAddress(PhysicalAddress) ||
+      !isCount(NumberOfBytes) ||
+      NumberOfBytes === 0 ||
+      !isCacheType(CacheType)
+    )
+      return 0;
+    const device = convertingPlatformErrors(
+      () => this.#pci.deviceAt(PhysicalAddress),
+      () => undefined,
+    );
+    if (device === undefined || PhysicalAddress + NumberOfBytes > device.barAddress + device.barSize)
+      return 0;
     return this.#ioSpace.map(PhysicalAddress, NumberOfBytes) ?? 0;
   }
 
@@ -378,7 +439,7 @@ export class Kernel {
     if (!this.#ioSpace.unmap(BaseAddress, NumberOfBytes)) {
       throw bugCheck(
         MEMORY_MANAGEMENT,
-        [MmRule.notIoSpace, addressParameter(BaseAddress), lengthParameter(NumberOfBytes), 0],
+        [MmRule.notIoSpace, addressParameter(BaseAddress), isCount(NumberOfBytes) ? NumberOfBytes : 0, 0],
         `MmUnmapIoSpace(${formatAddress(BaseAddress)}, ${String(NumberOfBytes)}) is not a mapping MmMapIoSpace made`,
       );
     }
@@ -390,7 +451,7 @@ export class Kernel {
    */
   READ_REGISTER_ULONG(Register: PVOID): number {
     const pa = this.#register(Register, false);
-    return this.#converting(
+    return convertingPlatformErrors(
       () => this.#pci.mmioRead32(pa),
       () => {
         this.#counters.add("ddi.mmio.master-abort");
@@ -402,8 +463,9 @@ export class Kernel {
   /** WRITE_REGISTER_ULONG: a 32-bit MMIO store; the value is taken as a ULONG (low 32 bits). */
   WRITE_REGISTER_ULONG(Register: PVOID, Value: number): void {
     const pa = this.#register(Register, true);
-    if (!Number.isSafeInteger(Value)) this.#badPointer("WRITE_REGISTER_ULONG", `Value ${String(Value)} is not an integer`);
-    this.#converting(
+    if (!Number.isSafeInteger(Value))
+      this.#badPointer("WRITE_REGISTER_ULONG", `Value ${String(Value)} is not an integer`);
+    convertingPlatformErrors(
       () => this.#pci.mmioWrite32(pa, Value >>> 0),
       () => this.#counters.add("ddi.mmio.master-abort"),
     );
@@ -428,7 +490,13 @@ export class Kernel {
     if (DeviceName !== undefined && (typeof DeviceName !== "string" || !/^\\[^\\]/.test(DeviceName))) {
       return { Status: STATUS_OBJECT_NAME_INVALID, DeviceObject: undefined };
     }
-    const { status, device } = this.#io.createDevice(driver, DeviceName, DeviceType, DeviceCharacteristics, Exclusive === true);
+    const { status, device } = this.#io.createDevice(
+      driver,
+      DeviceName,
+      DeviceType,
+      DeviceCharacteristics,
+      Exclusive === true,
+    );
     return { Status: status, DeviceObject: device };
   }
 
@@ -451,7 +519,10 @@ export class Kernel {
    * IoAttachDeviceToDeviceStack, <= DISPATCH_LEVEL: attaches SourceDevice on top of TargetDevice's
    * stack and returns the device it attached to (to send IRPs down to), or NULL.
    */
-  IoAttachDeviceToDeviceStack(SourceDevice: DEVICE_OBJECT, TargetDevice: DEVICE_OBJECT): DEVICE_OBJECT | undefined {
+  IoAttachDeviceToDeviceStack(
+    SourceDevice: DEVICE_OBJECT,
+    TargetDevice: DEVICE_OBJECT,
+  ): DEVICE_OBJECT | undefined {
     this.#atMost(DISPATCH_LEVEL, "IoAttachDeviceToDeviceStack");
     const source = this.#deviceObject(SourceDevice, "IoAttachDeviceToDeviceStack");
     const target = this.#deviceObject(TargetDevice, "IoAttachDeviceToDeviceStack");
@@ -481,7 +552,8 @@ export class Kernel {
     if (irp.completed) {
       throw bugCheck(MULTIPLE_IRP_COMPLETE_REQUESTS, [irp.id, 0, 0, 0], `IRP ${irp.id} completed twice`);
     }
-    if (!isCount(PriorityBoost)) this.#badPointer("IoCompleteRequest", `PriorityBoost ${String(PriorityBoost)} is not a CCHAR`);
+    if (!isCount(PriorityBoost))
+      this.#badPointer("IoCompleteRequest", `PriorityBoost ${String(PriorityBoost)} is not a CCHAR`);
     irp.complete();
   }
 
@@ -490,12 +562,19 @@ export class Kernel {
    * idle, else queues the IRP (by Key when given). Cancellation is not modelled: CancelFunction
    * is accepted and never called.
    */
-  IoStartPacket(DeviceObject: DEVICE_OBJECT, Irp: IRP, Key: number | undefined, CancelFunction: unknown): void {
+  IoStartPacket(
+    DeviceObject: DEVICE_OBJECT,
+    Irp: IRP,
+    Key: number | undefined,
+    CancelFunction: unknown,
+  ): void {
     this.#atMost(DISPATCH_LEVEL, "IoStartPacket");
     const device = this.#deviceObject(DeviceObject, "IoStartPacket");
     const irp = this.#irp(Irp, "IoStartPacket");
-    if (Key !== undefined && !isCount(Key)) this.#badPointer("IoStartPacket", `Key ${String(Key)} is not a ULONG`);
-    if (CancelFunction !== undefined && typeof CancelFunction !== "function") this.#badPointer("IoStartPacket", "CancelFunction is not a routine");
+    if (Key !== undefined && !isCount(Key))
+      this.#badPointer("IoStartPacket", `Key ${String(Key)} is not a ULONG`);
+    if (CancelFunction !== undefined && typeof CancelFunction !== "function")
+      this.#badPointer("IoStartPacket", "CancelFunction is not a routine");
     this.#io.startPacket(device, irp, Key);
   }
 
@@ -513,17 +592,33 @@ export class Kernel {
    * no process attached. With an Irp: the first MDL becomes Irp->MdlAddress; SecondaryBuffer
    * chains it after the IRP's MDLs instead.
    */
-  IoAllocateMdl(VirtualAddress: PVOID, Length: number, SecondaryBuffer: boolean, ChargeQuota: boolean, Irp: IRP | undefined): MDL | undefined {
+  IoAllocateMdl(
+    VirtualAddress: PVOID,
+    Length: number,
+    SecondaryBuffer: boolean,
+    ChargeQuota: boolean,
+    Irp: IRP | undefined,
+  ): MDL | undefined {
     this.#atMost(DISPATCH_LEVEL, "IoAllocateMdl");
     const irp = Irp === undefined ? undefined : this.#irp(Irp, "IoAllocateMdl");
-    if (!isAddress(VirtualAddress) || !isCount(Length) || Length === 0 || Length > MAX_MDL_LENGTH || typeof ChargeQuota !== "boolean") {
+    if (
+      !isAddress(VirtualAddress) ||
+      !isCount(Length) ||
+      Length === 0 ||
+      Length > MAX_MDL_LENGTH ||
+      typeof ChargeQuota !== "boolean"
+    ) {
       return undefined;
     }
-    const process = isKernelAddress(VirtualAddress) ? undefined : this.#currentProcess;
+    const process = isKernelAddress(VirtualAddress) ? undefined : this.#cpuAccess.currentProcess;
     if (!isKernelAddress(VirtualAddress) && process === undefined) return undefined;
     const chainTo = SecondaryBuffer === true ? irp?.MdlAddress : undefined;
-    const mdl = this.#converting(
-      () => this.#mm.allocateMdl(VirtualAddress, Length, { ...(process === undefined ? {} : { process }), ...(chainTo === undefined ? {} : { chainTo }) }),
+    const mdl = convertingPlatformErrors(
+      () =>
+        this.#mm.allocateMdl(VirtualAddress, Length, {
+          ...(process === undefined ? {} : { process }),
+          ...(chainTo === undefined ? {} : { chainTo }),
+        }),
       () => undefined,
     );
     if (mdl !== undefined && irp !== undefined && chainTo === undefined) irp.MdlAddress = mdl;
@@ -535,7 +630,11 @@ export class Kernel {
     this.#atMost(DISPATCH_LEVEL, "IoFreeMdl");
     const mdl = this.#mdl(Mdl, "IoFreeMdl");
     if (mdl.locked) {
-      throw bugCheck(MEMORY_MANAGEMENT, [MmRule.freeLocked, mdl.id, 0, 0], `IoFreeMdl of MDL ${mdl.id} whose pages are still locked: MmUnlockPages first`);
+      throw bugCheck(
+        MEMORY_MANAGEMENT,
+        [MmRule.freeLocked, mdl.id, 0, 0],
+        `IoFreeMdl of MDL ${mdl.id} whose pages are still locked: MmUnlockPages first`,
+      );
     }
     this.#mm.freeMdl(mdl);
   }
@@ -561,14 +660,19 @@ export class Kernel {
    * STATUS_INSUFFICIENT_RESOURCES past the process's locked-memory limit). IRQL: <= APC_LEVEL for
    * user (pageable) buffers, <= DISPATCH_LEVEL for nonpaged ones.
    */
-  MmProbeAndLockPages(MemoryDescriptorList: MDL, AccessMode: KPROCESSOR_MODE, Operation: LOCK_OPERATION): NTSTATUS {
+  MmProbeAndLockPages(
+    MemoryDescriptorList: MDL,
+    AccessMode: KPROCESSOR_MODE,
+    Operation: LOCK_OPERATION,
+  ): NTSTATUS {
     const mdl = this.#mdl(MemoryDescriptorList, "MmProbeAndLockPages");
     this.#atMost(mdl.process === undefined ? DISPATCH_LEVEL : APC_LEVEL, "MmProbeAndLockPages");
     if (mdl.resident) this.#alreadyResident(mdl, "MmProbeAndLockPages");
     const operation = lockOperation(Operation);
-    if (operation === undefined || (AccessMode !== KernelMode && AccessMode !== UserMode)) return STATUS_INVALID_PARAMETER;
+    if (operation === undefined || (AccessMode !== KernelMode && AccessMode !== UserMode))
+      return STATUS_INVALID_PARAMETER;
     if (AccessMode === UserMode && mdl.process === undefined) return STATUS_ACCESS_VIOLATION;
-    return this.#converting(
+    return convertingPlatformErrors(
       () => {
         this.#mm.probeAndLock(mdl, operation);
         return STATUS_SUCCESS;
@@ -586,6 +690,13 @@ export class Kernel {
         MEMORY_MANAGEMENT,
         [MmRule.unlockNotLocked, mdl.id, 0, 0],
         `MmUnlockPages of MDL ${mdl.id}, which MmProbeAndLockPages did not lock`,
+      );
+    }
+    if (mdl.process?.destroyed) {
+      throw bugCheck(
+        PROCESS_HAS_LOCKED_PAGES,
+        [0, mdl.process.id, mdl.pageCount, 0],
+        `process ${mdl.process.id} (${mdl.process.name}) exited with the pages of MDL ${mdl.id} still locked`,
       );
     }
     this.#mm.unlock(mdl);
@@ -618,7 +729,10 @@ export class Kernel {
         `MmGetSystemAddressForMdlSafe of MDL ${mdl.id}, which is neither locked nor built for nonpaged pool`,
       );
     }
-    return this.#converting(() => this.#mm.systemAddress(mdl), () => 0);
+    return convertingPlatformErrors(
+      () => this.#mm.systemAddress(mdl),
+      () => 0,
+    );
   }
 
   /**
@@ -626,16 +740,7 @@ export class Kernel {
    * nothing is mapped there. A driver that gives this to its device bypasses the DMA adapter.
    */
   MmGetPhysicalAddress(BaseAddress: PVOID): PHYSICAL_ADDRESS {
-    if (!isAddress(BaseAddress)) return 0;
-    const io = this.#ioSpace.physicalAddress(BaseAddress);
-    if (io !== undefined) return io;
-    return this.#converting(
-      () => {
-        if (isKernelAddress(BaseAddress)) return this.#memory.physicalAddress(BaseAddress);
-        return this.#currentProcess?.translate(BaseAddress) ?? 0;
-      },
-      () => 0,
-    );
+    return this.#cpuAccess.physicalAddress(BaseAddress);
   }
 
   /**
@@ -651,7 +756,11 @@ export class Kernel {
       this.#badPointer("KeFlushIoBuffers", "ReadOperation and DmaOperation are BOOLEANs");
     }
     if (!mdl.resident) {
-      throw bugCheck(MEMORY_MANAGEMENT, [MmRule.notResident, mdl.id, 0, 0], `KeFlushIoBuffers of MDL ${mdl.id}, which is neither locked nor built`);
+      throw bugCheck(
+        MEMORY_MANAGEMENT,
+        [MmRule.notResident, mdl.id, 0, 0],
+        `KeFlushIoBuffers of MDL ${mdl.id}, which is neither locked nor built`,
+      );
     }
     this.#counters.add("ddi.KeFlushIoBuffers");
     this.#mm.physicalRuns(mdl, 0, mdl.byteCount, (pa, length) => {
@@ -670,9 +779,9 @@ export class Kernel {
    */
   ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: number, Tag: POOL_TAG): PVOID {
     this.#atMost(PoolType === PagedPool ? APC_LEVEL : DISPATCH_LEVEL, "ExAllocatePoolWithTag");
-    const tag = poolTag(Tag);
-    if ((PoolType !== NonPagedPool && PoolType !== NonPagedPoolNx && PoolType !== PagedPool) || tag === undefined) return 0;
-    return this.#allocatePool(NumberOfBytes, tag, false);
+    const tag = PoolAllocator.tagOf(Tag);
+    const known = PoolType === NonPagedPool || PoolType === NonPagedPoolNx || PoolType === PagedPool;
+    return known && tag !== undefined ? this.#pool.allocate(NumberOfBytes, tag, false) : 0;
   }
 
   /**
@@ -683,14 +792,20 @@ export class Kernel {
   ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: number, Tag: POOL_TAG): PVOID {
     const paged = isCount(Flags) && (Flags & POOL_FLAG_PAGED) !== 0;
     this.#atMost(paged ? APC_LEVEL : DISPATCH_LEVEL, "ExAllocatePool2");
-    const tag = poolTag(Tag);
-    if (tag === "" || Tag === 0) {
-      throw bugCheck(BAD_POOL_CALLER, [BadPoolCaller.zeroTag, 0, lengthParameter(NumberOfBytes), 0], "ExAllocatePool2 with a pool tag of zero");
+    const tag = PoolAllocator.tagOf(Tag);
+    if (tag === "") {
+      throw bugCheck(
+        BAD_POOL_CALLER,
+        [BadPoolCaller.zeroTag, 0, isCount(NumberOfBytes) ? NumberOfBytes : 0, 0],
+        "ExAllocatePool2 with a pool tag of zero",
+      );
     }
     if (!isCount(Flags) || (Flags & ~KNOWN_POOL_FLAGS) !== 0 || tag === undefined) return 0;
-    const kinds = [POOL_FLAG_NON_PAGED, POOL_FLAG_NON_PAGED_EXECUTE, POOL_FLAG_PAGED].filter((f) => (Flags & f) !== 0);
+    const kinds = [POOL_FLAG_NON_PAGED, POOL_FLAG_NON_PAGED_EXECUTE, POOL_FLAG_PAGED].filter(
+      (f) => (Flags & f) !== 0,
+    );
     if (kinds.length !== 1) return 0;
-    return this.#allocatePool(NumberOfBytes, tag, (Flags & POOL_FLAG_UNINITIALIZED) === 0);
+    return this.#pool.allocate(NumberOfBytes, tag, (Flags & POOL_FLAG_UNINITIALIZED) === 0);
   }
 
   /**
@@ -700,31 +815,7 @@ export class Kernel {
    */
   ExFreePoolWithTag(P: PVOID, Tag: POOL_TAG): void {
     this.#atMost(DISPATCH_LEVEL, "ExFreePoolWithTag");
-    const allocation = isAddress(P) ? this.#memory.allocationAt(P) : undefined;
-    if (allocation === undefined) {
-      const freedTwice = isKernelAddress(P) && this.#wasFreed(P);
-      throw bugCheck(
-        BAD_POOL_CALLER,
-        [freedTwice ? BadPoolCaller.freedTwice : BadPoolCaller.invalidAddress, addressParameter(P), 0, 0],
-        `ExFreePool(${formatAddress(P)}): ${freedTwice ? "the block was already freed" : "not a pool address"}`,
-      );
-    }
-    if (allocation.va !== P || (allocation.kind !== "pool" && allocation.kind !== "small-pool")) {
-      throw bugCheck(
-        BAD_POOL_CALLER,
-        [BadPoolCaller.invalidAddress, addressParameter(P), 0, 0],
-        `ExFreePool(${formatAddress(P)}): not the start of a pool block (${allocation.kind} at ${formatAddress(allocation.va)})`,
-      );
-    }
-    const tag = poolTag(Tag);
-    if (Tag !== 0 && tag !== allocation.tag) {
-      throw bugCheck(
-        BAD_POOL_CALLER,
-        [BadPoolCaller.wrongTag, addressParameter(P), tagParameter(allocation.tag), tagParameter(tag ?? "")],
-        `ExFreePoolWithTag(${formatAddress(P)}, "${tag ?? String(Tag)}") of a block tagged "${allocation.tag}"`,
-      );
-    }
-    this.#memory.free(P);
+    this.#pool.free(P, Tag, "ExFreePoolWithTag");
   }
 
   ExFreePool(P: PVOID): void {
@@ -733,14 +824,20 @@ export class Kernel {
 
   /** MmAllocateContiguousMemory, <= DISPATCH_LEVEL: cached, below HighestAcceptableAddress (inclusive). */
   MmAllocateContiguousMemory(NumberOfBytes: number, HighestAcceptableAddress: PHYSICAL_ADDRESS): PVOID {
-    return this.MmAllocateContiguousMemorySpecifyCache(NumberOfBytes, 0, HighestAcceptableAddress, 0, MmCached);
+    return this.MmAllocateContiguousMemorySpecifyCache(
+      NumberOfBytes,
+      0,
+      HighestAcceptableAddress,
+      0,
+      MmCached,
+    );
   }
 
   /**
    * MmAllocateContiguousMemorySpecifyCache, <= DISPATCH_LEVEL: one physically contiguous run in
    * [Lowest, Highest], not crossing a BoundaryAddressMultiple (0, or a power-of-two number of
-   * pages). NULL when the request is malformed or no run is free. The cache type is recorded
-   * by nobody: the simulated CPU caches every page (see docs/ddi.md).
+   * pages). NULL when the request is malformed or no run is free. The CPU model caches every
+   * page whatever CacheType says (see docs/ddi.md).
    */
   MmAllocateContiguousMemorySpecifyCache(
     NumberOfBytes: number,
@@ -751,57 +848,46 @@ export class Kernel {
   ): PVOID {
     this.#atMost(DISPATCH_LEVEL, "MmAllocateContiguousMemorySpecifyCache");
     const boundary = BoundaryAddressMultiple;
+    const boundaryOk =
+      boundary === 0 ||
+      (isCount(boundary) &&
+        boundary % PAGE_SIZE === 0 &&
+        isPowerOfTwo(boundary / PAGE_SIZE) &&
+        boundary >= NumberOfBytes);
     if (
       !isCount(NumberOfBytes) ||
       NumberOfBytes === 0 ||
       !isAddress(LowestAcceptableAddress) ||
       !isAddress(HighestAcceptableAddress) ||
       HighestAcceptableAddress < LowestAcceptableAddress ||
-      !isCount(boundary) ||
-      (boundary !== 0 && (boundary % PAGE_SIZE !== 0 || !isPowerOfTwo(boundary / PAGE_SIZE) || boundary < NumberOfBytes)) ||
+      !boundaryOk ||
       !isCacheType(CacheType)
     ) {
       return 0;
     }
-    return this.#converting(
-      () =>
-        this.#memory.allocateContiguous(NumberOfBytes, {
-          owner: this.#contiguousOwner,
-          minAddress: LowestAcceptableAddress,
-          maxAddress: HighestAcceptableAddress,
-          alignmentFrames: boundary === 0 ? 1 : boundary / PAGE_SIZE,
-          tag: "MmCm",
-        }),
-      () => 0,
-    );
+    return this.#pool.allocateContiguous(NumberOfBytes, {
+      lowest: LowestAcceptableAddress,
+      highest: HighestAcceptableAddress,
+      boundary,
+    });
   }
 
   /** MmFreeContiguousMemory, <= DISPATCH_LEVEL: BaseAddress must be what the allocation returned. */
   MmFreeContiguousMemory(BaseAddress: PVOID): void {
     this.#atMost(DISPATCH_LEVEL, "MmFreeContiguousMemory");
-    const allocation = isAddress(BaseAddress) ? this.#memory.allocationAt(BaseAddress) : undefined;
-    if (allocation === undefined || allocation.va !== BaseAddress || allocation.kind !== "contiguous") {
-      throw bugCheck(
-        MEMORY_MANAGEMENT,
-        [MmRule.notContiguousMemory, addressParameter(BaseAddress), 0, 0],
-        `MmFreeContiguousMemory(${formatAddress(BaseAddress)}): not an allocation of MmAllocateContiguousMemory (freed already?)`,
-      );
-    }
-    this.#memory.free(BaseAddress);
+    this.#pool.freeContiguous(BaseAddress, undefined, "MmFreeContiguousMemory");
   }
 
-  /** MmFreeContiguousMemorySpecifyCache: NumberOfBytes and CacheType must be those of the allocation. */
-  MmFreeContiguousMemorySpecifyCache(BaseAddress: PVOID, NumberOfBytes: number, CacheType: MEMORY_CACHING_TYPE): void {
+  /** MmFreeContiguousMemorySpecifyCache: NumberOfBytes must be the allocation's. */
+  MmFreeContiguousMemorySpecifyCache(
+    BaseAddress: PVOID,
+    NumberOfBytes: number,
+    CacheType: MEMORY_CACHING_TYPE,
+  ): void {
     this.#atMost(DISPATCH_LEVEL, "MmFreeContiguousMemorySpecifyCache");
-    const allocation = isAddress(BaseAddress) ? this.#memory.allocationAt(BaseAddress) : undefined;
-    if (allocation !== undefined && allocation.kind === "contiguous" && (allocation.size !== NumberOfBytes || !isCacheType(CacheType))) {
-      throw bugCheck(
-        MEMORY_MANAGEMENT,
-        [MmRule.notContiguousMemory, addressParameter(BaseAddress), lengthParameter(NumberOfBytes), allocation.size],
-        `MmFreeContiguousMemorySpecifyCache(${formatAddress(BaseAddress)}, ${String(NumberOfBytes)}): the allocation has ${allocation.size} bytes`,
-      );
-    }
-    this.MmFreeContiguousMemory(BaseAddress);
+    if (!isCacheType(CacheType))
+      this.#badPointer("MmFreeContiguousMemorySpecifyCache", "CacheType is not a MEMORY_CACHING_TYPE");
+    this.#pool.freeContiguous(BaseAddress, NumberOfBytes, "MmFreeContiguousMemorySpecifyCache");
   }
 
   // ---- Memory access (C pointer dereference) ----
@@ -814,14 +900,14 @@ export class Kernel {
   ReadMemory(VirtualAddress: PVOID, Length: number): Uint8Array {
     if (!isCount(Length)) this.#badPointer("ReadMemory", `Length ${String(Length)} is not a byte count`);
     const out = new Uint8Array(Length);
-    this.#access(VirtualAddress, Length, false, (space) => space.read(VirtualAddress, out));
+    this.#cpuAccess.read(VirtualAddress, out);
     return out;
   }
 
   /** `memcpy((void*)VirtualAddress, Buffer, Buffer.length)`: a CPU store, with ReadMemory's rules. */
   WriteMemory(VirtualAddress: PVOID, Buffer: Uint8Array): void {
     if (!(Buffer instanceof Uint8Array)) this.#badPointer("WriteMemory", "Buffer is not a Uint8Array");
-    this.#access(VirtualAddress, Buffer.length, true, (space) => space.write(VirtualAddress, Buffer));
+    this.#cpuAccess.write(VirtualAddress, Buffer);
   }
 
   /** RtlCopyMemory(Destination, Source, Length) between two mapped ranges. */
@@ -832,11 +918,7 @@ export class Kernel {
   /** RtlZeroMemory(Destination, Length). */
   RtlZeroMemory(Destination: PVOID, Length: number): void {
     if (!isCount(Length)) this.#badPointer("RtlZeroMemory", `Length ${String(Length)} is not a byte count`);
-    this.#access(Destination, Length, true, (space) => {
-      for (let done = 0; done < Length; done += ZERO_CHUNK.length) {
-        space.write(Destination + done, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, Length - done)));
-      }
-    });
+    this.#cpuAccess.zero(Destination, Length);
   }
 
   // ---- Process context ----
@@ -847,84 +929,16 @@ export class Kernel {
    */
   KeStackAttachProcess(PROCESS: PEPROCESS, ApcState: KAPC_STATE): void {
     this.#atMost(APC_LEVEL, "KeStackAttachProcess");
-    this.#object(ApcState, KAPC_STATE, "KeStackAttachProcess", "ApcState");
-    if (!(PROCESS instanceof ProcessAddressSpace) || PROCESS.destroyed || ApcState.Process !== undefined) {
-      throw bugCheck(
-        INVALID_PROCESS_ATTACH_ATTEMPT,
-        [PROCESS instanceof ProcessAddressSpace ? PROCESS.id : 0, this.#attached.length, 0, 0],
-        "KeStackAttachProcess: not a live process, or the KAPC_STATE is already in use",
-      );
-    }
-    ApcState.Process = PROCESS;
-    this.#attached.push(ApcState);
+    this.#object(PROCESS, ProcessAddressSpace, "KeStackAttachProcess", "PROCESS");
+    this.#cpuAccess.attach(PROCESS, this.#object(ApcState, KAPC_STATE, "KeStackAttachProcess", "ApcState"));
   }
 
   KeUnstackDetachProcess(ApcState: KAPC_STATE): void {
     this.#atMost(APC_LEVEL, "KeUnstackDetachProcess");
-    if (this.#attached.at(-1) !== ApcState) {
-      throw bugCheck(
-        INVALID_PROCESS_DETACH_ATTEMPT,
-        [this.#attached.length, 0, 0, 0],
-        "KeUnstackDetachProcess with a KAPC_STATE that is not the innermost attach",
-      );
-    }
-    this.#attached.pop();
-    ApcState.Process = undefined;
-  }
-
-  /** The process whose user addresses are current (the innermost attach), if any. */
-  get #currentProcess(): PEPROCESS | undefined {
-    return this.#attached.at(-1)?.Process;
+    this.#cpuAccess.detach(ApcState);
   }
 
   // ---- Checks ----
-
-  #allocatePool(bytes: number, tag: string, zero: boolean): PVOID {
-    if (!isCount(bytes) || bytes === 0) return 0;
-    const va = this.#converting(() => this.#memory.allocateNonPaged(bytes, { owner: this.#memory.poolOwner, tag }), () => 0);
-    if (va !== 0 && zero) this.RtlZeroMemory(va, bytes);
-    return va;
-  }
-
-  /**
-   * True when `va` started a block that was freed. KernelMemory answers only through free(),
-   * which throws "double-free" for such an address and, as nothing is allocated at `va` (the
-   * caller checked), cannot free anything.
-   */
-  #wasFreed(va: PVOID): boolean {
-    try {
-      this.#memory.free(va);
-    } catch (error) {
-      return error instanceof PlatformError && error.code === "double-free";
-    }
-    return false;
-  }
-
-  #access(va: PVOID, length: number, write: boolean, run: (space: KernelMemory | ProcessAddressSpace) => void): void {
-    if (isAddress(va) && !isKernelAddress(va) && va + length <= USER_SPACE_END) {
-      const process = this.#currentProcess;
-      if (process !== undefined && process.isMapped(va, length)) {
-        const irql = this.#scheduler.irql;
-        if (irql > APC_LEVEL) {
-          throw new BugCheck(
-            IRQL_NOT_LESS_OR_EQUAL,
-            [va, irql, write ? 1 : 0, 0],
-            `pageable user address ${formatAddress(va)} touched at IRQL ${irql}`,
-          );
-        }
-        run(process);
-        return;
-      }
-    } else if (isAddress(va) && this.#memory.isMapped(va, length)) {
-      run(this.#memory);
-      return;
-    }
-    throw bugCheck(
-      PAGE_FAULT_IN_NONPAGED_AREA,
-      [addressParameter(va), write ? 1 : 0, 0, 2],
-      `${write ? "write to" : "read from"} ${formatAddress(va)}+${String(length)}, which is not mapped${this.#ioSpace.contains(va) ? " memory (device registers take READ_REGISTER_ULONG)" : ""}`,
-    );
-  }
 
   #register(va: PVOID, write: boolean): number {
     const pa = isAddress(va) ? this.#ioSpace.physicalAddress(va, 4) : undefined;
@@ -938,30 +952,14 @@ export class Kernel {
     return pa;
   }
 
-  /** Runs `fn`; a PlatformError from below becomes `fallback`'s result, anything else propagates. */
-  #converting<T>(fn: () => T, fallback: (error: PlatformError) => T): T {
-    try {
-      return fn();
-    } catch (error) {
-      if (error instanceof PlatformError) return fallback(error);
-      throw error;
-    }
-  }
-
-  /** Runs a driver callback that must return at `level`: IRQL_UNEXPECTED_VALUE otherwise. */
-  #expectingIrql<T>(level: KIRQL, what: string, fn: () => T): T {
-    const result = fn();
-    const left = this.#scheduler.irql;
-    if (left !== level) {
-      throw bugCheck(IRQL_UNEXPECTED_VALUE, [left, level, 0, 0], `a ${what} returned at IRQL ${left}, not ${irqlName(level)}`);
-    }
-    return result;
-  }
-
   #atMost(level: KIRQL, routine: string): void {
     const irql = this.#scheduler.irql;
     if (irql > level) {
-      throw new BugCheck(IRQL_NOT_LESS_OR_EQUAL, [0, irql, 0, 0], `${routine} called at IRQL ${irql}; it requires <= ${irqlName(level)}`);
+      throw new BugCheck(
+        IRQL_NOT_LESS_OR_EQUAL,
+        [0, irql, 0, 0],
+        `${routine} called at IRQL ${irql}; it requires <= ${irqlName(level)}`,
+      );
     }
   }
 
@@ -969,7 +967,11 @@ export class Kernel {
     this.#atMost(level, routine);
     const irql = this.#scheduler.irql;
     if (irql < level) {
-      throw bugCheck(IRQL_NOT_GREATER_OR_EQUAL, [irql, level, 0, 0], `${routine} called at IRQL ${irql}; it requires ${irqlName(level)}`);
+      throw bugCheck(
+        IRQL_NOT_GREATER_OR_EQUAL,
+        [irql, level, 0, 0],
+        `${routine} called at IRQL ${irql}; it requires ${irqlName(level)}`,
+      );
     }
   }
 
@@ -979,29 +981,40 @@ export class Kernel {
 
   #acquirable(lock: KSPIN_LOCK, routine: string): KSPIN_LOCK {
     if (this.#spinLock(lock, routine).held) {
-      throw bugCheck(SPIN_LOCK_ALREADY_OWNED, [0, 0, 0, 0], `${routine}: the lock is already held (it would spin forever)`);
+      throw bugCheck(
+        SPIN_LOCK_ALREADY_OWNED,
+        [0, 0, 0, 0],
+        `${routine}: the lock is already held (it would spin forever)`,
+      );
     }
     return lock;
   }
 
   #held(lock: KSPIN_LOCK, routine: string): KSPIN_LOCK {
-    if (!this.#spinLock(lock, routine).held) throw bugCheck(SPIN_LOCK_NOT_OWNED, [0, 0, 0, 0], `${routine}: the lock is not held`);
+    if (!this.#spinLock(lock, routine).held)
+      throw bugCheck(SPIN_LOCK_NOT_OWNED, [0, 0, 0, 0], `${routine}: the lock is not held`);
     return lock;
   }
 
   #deviceObject(device: DEVICE_OBJECT, routine: string): DeviceObject {
-    if (!(device instanceof DeviceObject) || device.deleted) this.#badPointer(routine, "not a live DEVICE_OBJECT");
+    if (!(device instanceof DeviceObject) || device.deleted)
+      this.#badPointer(routine, "not a live DEVICE_OBJECT");
     return device;
   }
 
   #driverObject(driver: DRIVER_OBJECT, routine: string): DriverObject {
-    if (!(driver instanceof DriverObject) || !driver.loaded) this.#badPointer(routine, "DriverObject is not a loaded driver's object");
+    if (!(driver instanceof DriverObject) || !driver.loaded)
+      this.#badPointer(routine, "DriverObject is not a loaded driver's object");
     return driver;
   }
 
   #notDeletedTwice(device: DEVICE_OBJECT): void {
     if (device instanceof DeviceObject && device.deleted) {
-      throw bugCheck(DRIVER_VERIFIER_IOMANAGER_VIOLATION, [IoRule.deleteTwice, device.id, 0, 0], `IoDeleteDevice of ${device}, already deleted`);
+      throw bugCheck(
+        DRIVER_VERIFIER_IOMANAGER_VIOLATION,
+        [IoRule.deleteTwice, device.id, 0, 0],
+        `IoDeleteDevice of ${device}, already deleted`,
+      );
     }
   }
 
@@ -1012,7 +1025,11 @@ export class Kernel {
   #mdl(mdl: MDL, routine: string): Mdl {
     this.#object(mdl, Mdl, routine, "Mdl");
     if (mdl.freed) {
-      throw bugCheck(MEMORY_MANAGEMENT, [MmRule.freeTwice, mdl.id, 0, 0], `${routine}: MDL ${mdl.id} was freed by IoFreeMdl`);
+      throw bugCheck(
+        MEMORY_MANAGEMENT,
+        [MmRule.freeTwice, mdl.id, 0, 0],
+        `${routine}: MDL ${mdl.id} was freed by IoFreeMdl`,
+      );
     }
     return mdl;
   }
@@ -1036,64 +1053,9 @@ export class Kernel {
   }
 }
 
-function isIrql(level: number): boolean {
-  return Number.isInteger(level) && level >= PASSIVE_LEVEL && level <= HIGH_LEVEL;
-}
-
-function irqlName(level: KIRQL): string {
-  return IRQL_NAMES[level] ?? (level === HIGH_LEVEL ? "HIGH_LEVEL" : `IRQL ${level}`);
-}
-
-function isAddress(value: number): boolean {
-  return Number.isSafeInteger(value) && value >= 0;
-}
-
-function isCount(value: number): boolean {
-  return Number.isSafeInteger(value) && value >= 0;
-}
-
-function isPowerOfTwo(value: number): boolean {
-  return Number.isSafeInteger(value) && value > 0 && 2 ** Math.round(Math.log2(value)) === value;
-}
-
-function isCacheType(type: number): boolean {
-  return type === MmNonCached || type === MmCached || type === MmWriteCombined;
-}
-
 function lockOperation(operation: LOCK_OPERATION): LockOperation | undefined {
   if (operation === IoReadAccess) return "read";
   if (operation === IoWriteAccess) return "write";
   if (operation === IoModifyAccess) return "modify";
   return undefined;
-}
-
-/** A pool tag in display order ("Test"), or undefined if malformed. */
-function poolTag(tag: POOL_TAG): string | undefined {
-  if (typeof tag === "string") return /^[\x20-\x7e]{1,4}$/.test(tag) ? tag : undefined;
-  if (!Number.isInteger(tag) || tag < 0 || tag > 0xffffffff) return undefined;
-  let text = "";
-  for (let shift = 0; shift < 32; shift += 8) {
-    const code = Math.floor(tag / 2 ** shift) % 256;
-    if (code !== 0) text += String.fromCharCode(code);
-  }
-  return text;
-}
-
-/** A display-order tag back as the ULONG C would hold. */
-function tagParameter(tag: string): number {
-  let value = 0;
-  for (let i = 0; i < tag.length; i++) value += tag.charCodeAt(i) * 2 ** (8 * i);
-  return value;
-}
-
-function addressParameter(value: number): number {
-  return isAddress(value) ? value : 0;
-}
-
-function lengthParameter(value: number): number {
-  return isCount(value) ? value : 0;
-}
-
-function irqlParameter(value: number): number {
-  return isIrql(value) ? value : 0xff;
 }

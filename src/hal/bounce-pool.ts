@@ -15,10 +15,15 @@ export class BouncePool {
   readonly pages: number;
   /** Highest physical address of the reach class the pool serves, inclusive. */
   readonly reach: number;
+  /**
+   * The live bytes of each register's frame (PhysicalMemory.frame): the HAL is the bounce engine,
+   * so it copies straight into the frames the device will read, with no staging buffer.
+   */
+  readonly views: readonly Uint8Array[];
   readonly #used: Uint8Array;
   #inUse = 0;
 
-  constructor(base: number, pages: number, reach: number) {
+  constructor(base: number, pages: number, reach: number, views: readonly Uint8Array[]) {
     if (base % PAGE_SIZE !== 0 || pages < 1 || base + pages * PAGE_SIZE - 1 > reach) {
       throw new PlatformError(
         "out-of-range",
@@ -27,7 +32,9 @@ export class BouncePool {
     }
     this.base = base;
     this.pages = pages;
+    if (views.length !== pages) throw new PlatformError("out-of-range", `bounce pool needs ${pages} frame views`);
     this.reach = reach;
+    this.views = views;
     this.#used = new Uint8Array(pages);
   }
 
@@ -61,8 +68,17 @@ export class BouncePool {
   }
 
   free(first: number, count: number): void {
-    if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > this.pages) {
-      throw new PlatformError("out-of-range", `map registers ${String(first)}+${String(count)} are not in the pool`);
+    if (
+      !Number.isInteger(first) ||
+      !Number.isInteger(count) ||
+      first < 0 ||
+      count < 1 ||
+      first + count > this.pages
+    ) {
+      throw new PlatformError(
+        "out-of-range",
+        `map registers ${String(first)}+${String(count)} are not in the pool`,
+      );
     }
     if (this.#used.subarray(first, first + count).includes(0)) {
       throw new PlatformError("double-free", `map registers ${first}+${count} are not all allocated`);

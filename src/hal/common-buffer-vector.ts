@@ -64,7 +64,10 @@ export class CommonBufferVector implements DMA_COMMON_BUFFER_VECTOR {
   addresses(index: number): { readonly virtualAddress: number; readonly logicalAddress: number } {
     const chunk = this.#chunks[Math.floor(index / this.#perChunk)]!;
     const offset = (index % this.#perChunk) * this.#stride;
-    return { virtualAddress: chunk.buffer.virtualAddress + offset, logicalAddress: chunk.buffer.logicalAddress + offset };
+    return {
+      virtualAddress: chunk.buffer.virtualAddress + offset,
+      logicalAddress: chunk.buffer.logicalAddress + offset,
+    };
   }
 
   /** Marks `index` freed; returns its chunk's buffer when that was the chunk's last element. */

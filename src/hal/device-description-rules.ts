@@ -8,8 +8,8 @@ import type { AdapterCapabilities } from "./adapter-object.js";
 import {
   type DEVICE_DESCRIPTION,
   DEVICE_DESCRIPTION_VERSION3,
-  Internal,
   InterfaceTypeUndefined,
+  Internal,
   PCIBus,
   PNPBus,
 } from "./wdm/device-description.js";
@@ -30,26 +30,30 @@ export type DescribedCapabilities = Omit<AdapterCapabilities, "numberOfMapRegist
  * the simulated machine has no system DMA controller. `pdoIsPci` stands for the PDO's bus type,
  * which InterfaceTypeUndefined and PNPBus defer to.
  */
-export function describeAdapter(description: DEVICE_DESCRIPTION, pdoIsPci: boolean): DescribedCapabilities | undefined {
+export function describeAdapter(
+  description: DEVICE_DESCRIPTION,
+  pdoIsPci: boolean,
+): DescribedCapabilities | undefined {
   if (typeof description !== "object" || description === null) return undefined;
   const version = description.Version;
   if (!Number.isInteger(version) || version < 0 || version > DEVICE_DESCRIPTION_VERSION3) return undefined;
-  if (Boolean(description.Reserved1)) return undefined;
-  if (!Boolean(description.Master)) return undefined;
+  if (description.Reserved1) return undefined;
+  if (!description.Master) return undefined;
   const maximumLength = description.MaximumLength;
   if (!Number.isInteger(maximumLength) || maximumLength < 0 || maximumLength >= ULONG_LIMIT) return undefined;
   let interfaceType = description.InterfaceType;
   if (!Number.isInteger(interfaceType)) return undefined;
-  if (interfaceType === InterfaceTypeUndefined || interfaceType === PNPBus) interfaceType = pdoIsPci ? PCIBus : Internal;
+  if (interfaceType === InterfaceTypeUndefined || interfaceType === PNPBus)
+    interfaceType = pdoIsPci ? PCIBus : Internal;
   const scatterGather = Boolean(description.ScatterGather);
   let addressBits: number;
   if (version === DEVICE_DESCRIPTION_VERSION3) {
     // VERSION3: Dma32BitAddresses / Dma64BitAddresses are ignored; the width is given in bits.
     addressBits = description.DmaAddressWidth;
     if (!Number.isInteger(addressBits) || addressBits < 1 || addressBits > 64) return undefined;
-  } else if (Boolean(description.Dma64BitAddresses)) {
+  } else if (description.Dma64BitAddresses) {
     addressBits = 64;
-  } else if (Boolean(description.Dma32BitAddresses) || (scatterGather && interfaceType === PCIBus)) {
+  } else if (description.Dma32BitAddresses || (scatterGather && interfaceType === PCIBus)) {
     // A scatter/gather PCI master is assumed 32-bit capable whatever Dma32BitAddresses says.
     addressBits = 32;
   } else {

@@ -17,9 +17,9 @@
  *   ReactOS quirks this avoids: copy-back from entry 0, copy-back of pieces that never bounced,
  *   a counter reset that breaks multi-piece flushes).
  * - Bounce pages are uncached (MmNonCached, as ReactOS allocates them): the device reads and
- *   writes them directly, and the CPU side of every copy goes through CpuMemory, so a
- *   non-coherent machine sees the driver's dirty cache lines at copy-in and gets the device's data
- *   in its cache at copy-out. On a coherent machine the copies are physical page runs.
+ *   writes them directly, and each copy is one CpuMemory access of the driver's page against the
+ *   bounce frame's bytes, so a non-coherent machine sees the driver's dirty cache lines at copy-in
+ *   and finds the device's data in its cache after copy-out. One copy per page, nothing staged.
  *
  * The pools (HalOptions.mapRegisterPoolPages pages each, frames owned by "hal.bounce") are made on
  * first need: one below 16 MiB for devices with 24..31 address bits, one below 4 GiB for wider
@@ -62,8 +62,6 @@ export const COMMON_BUFFER_OWNER = "hal.common-buffer";
 const FOUR_GIB = 4 * GiB;
 const REACH_24 = 16 * MiB - 1;
 const REACH_32 = FOUR_GIB - 1;
-/** Bytes a non-coherent copy moves per CpuMemory call. */
-const SCRATCH_BYTES = 64 * 1024;
 
 /** One mapped piece of a grant, kept until the flush that ends it. */
 interface DirectPiece {
@@ -108,23 +106,22 @@ interface DirectAdapterState {
 @injectable()
 export class DirectMapping implements DmaMappingStrategy {
   readonly remapping = false;
-  readonly #memory: PhysicalMemory;
-  readonly #cpu: CpuMemory;
-  readonly #frames: FrameAllocator;
-  readonly #kernel: KernelMemory;
-  readonly #iommu: Iommu;
-  readonly #options: HalOptionsShape;
-  readonly #events: EventBus;
-  readonly #counters: Counters;
-  readonly #bounceOwner: number;
-  readonly #commonBufferOwner: number;
+  private readonly memory: PhysicalMemory;
+  private readonly cpu: CpuMemory;
+  private readonly frames: FrameAllocator;
+  private readonly kernel: KernelMemory;
+  private readonly iommu: Iommu;
+  private readonly options: HalOptionsShape;
+  private readonly events: EventBus;
+  private readonly counters: Counters;
+  private readonly bounceOwner: number;
+  private readonly commonBufferOwner: number;
   /** Pools by the highest address they serve. */
-  readonly #pools = new Map<number, BouncePool>();
-  readonly #files = new Set<DirectMapRegisterFile>();
-  readonly #commonBuffers = new Map<number, DirectCommonBuffer>();
+  private readonly poolsByReach = new Map<number, BouncePool>();
+  private readonly files = new Set<DirectMapRegisterFile>();
+  private readonly commonBuffers = new Map<number, DirectCommonBuffer>();
   /** Adapters open per requester in passthrough mode. */
-  readonly #passthrough = new Map<number, number>();
-  readonly #scratch = new Uint8Array(SCRATCH_BYTES);
+  private readonly passthrough = new Map<number, number>();
 
   constructor(
     @inject(PhysicalMemory) memory: PhysicalMemory,
@@ -136,21 +133,26 @@ export class DirectMapping implements DmaMappingStrategy {
     @inject(EventBus) events: EventBus,
     @inject(Counters) counters: Counters,
   ) {
-    this.#memory = memory;
-    this.#cpu = cpu;
-    this.#frames = frames;
-    this.#kernel = kernel;
-    this.#iommu = iommu;
-    this.#options = options;
-    this.#events = events;
-    this.#counters = counters;
-    this.#bounceOwner = frames.registerOwner(BOUNCE_OWNER);
-    this.#commonBufferOwner = frames.registerOwner(COMMON_BUFFER_OWNER);
+    this.memory = memory;
+    this.cpu = cpu;
+    this.frames = frames;
+    this.kernel = kernel;
+    this.iommu = iommu;
+    this.options = options;
+    this.events = events;
+    this.counters = counters;
+    this.bounceOwner = frames.registerOwner(BOUNCE_OWNER);
+    this.commonBufferOwner = frames.registerOwner(COMMON_BUFFER_OWNER);
   }
 
   /** The bounce pools made so far, for reports: where they are and how much is in use. */
-  get pools(): readonly { readonly reach: number; readonly base: number; readonly pages: number; readonly inUse: number }[] {
-    return [...this.#pools.values()].map((pool) => ({
+  get pools(): readonly {
+    readonly reach: number;
+    readonly base: number;
+    readonly pages: number;
+    readonly inUse: number;
+  }[] {
+    return [...this.poolsByReach.values()].map((pool) => ({
       reach: pool.reach,
       base: pool.base,
       pages: pool.pages,
@@ -163,18 +165,18 @@ export class DirectMapping implements DmaMappingStrategy {
    * else its pool's size. Makes the pool if needed; throws "no-memory" when none can be made.
    */
   mapRegisterLimit(scatterGather: boolean, addressLimit: number): number {
-    if (!this.#needsRegisters(scatterGather, addressLimit)) return Number.POSITIVE_INFINITY;
-    return this.#pool(addressLimit).pages;
+    if (!this.needsRegisters(scatterGather, addressLimit)) return Number.POSITIVE_INFINITY;
+    return this.pool(addressLimit).pages;
   }
 
   openAdapter(adapter: AdapterObject): void {
     const { scatterGather, addressLimit } = adapter.capabilities;
-    const pool = this.#needsRegisters(scatterGather, addressLimit) ? this.#pool(addressLimit) : undefined;
+    const pool = this.needsRegisters(scatterGather, addressLimit) ? this.pool(addressLimit) : undefined;
     const rid = adapter.requesterId;
-    if (this.#options.remapping === "passthrough" && rid !== undefined) {
-      const open = this.#passthrough.get(rid) ?? 0;
-      if (open === 0 && this.#iommu.attachment(rid) !== "passthrough") this.#iommu.attachPassthrough(rid);
-      this.#passthrough.set(rid, open + 1);
+    if (this.options.remapping === "passthrough" && rid !== undefined) {
+      const open = this.passthrough.get(rid) ?? 0;
+      if (open === 0 && this.iommu.attachment(rid) !== "passthrough") this.iommu.attachPassthrough(rid);
+      this.passthrough.set(rid, open + 1);
     }
     const state: DirectAdapterState = { pool };
     adapter.mapping = state;
@@ -183,24 +185,27 @@ export class DirectMapping implements DmaMappingStrategy {
   closeAdapter(adapter: AdapterObject): void {
     const rid = adapter.requesterId;
     if (rid === undefined) return;
-    const open = this.#passthrough.get(rid);
+    const open = this.passthrough.get(rid);
     if (open === undefined) return;
     if (open > 1) {
-      this.#passthrough.set(rid, open - 1);
+      this.passthrough.set(rid, open - 1);
       return;
     }
-    this.#passthrough.delete(rid);
-    if (this.#iommu.attachment(rid) === "passthrough") this.#iommu.detach(rid);
+    this.passthrough.delete(rid);
+    if (this.iommu.attachment(rid) === "passthrough") this.iommu.detach(rid);
   }
 
   needsMapRegisters(adapter: AdapterObject): boolean {
-    return this.#needsRegisters(adapter.capabilities.scatterGather, adapter.capabilities.addressLimit);
+    return this.needsRegisters(adapter.capabilities.scatterGather, adapter.capabilities.addressLimit);
   }
 
   tryAllocateMapRegisters(adapter: AdapterObject, count: number): MapRegisterFile | undefined {
-    const pool = this.#stateOf(adapter).pool;
+    const pool = this.stateOf(adapter).pool;
     if (pool === undefined) {
-      throw new PlatformError("bad-state", `adapter ${adapter.id} reaches all memory and has no map registers`);
+      throw new PlatformError(
+        "bad-state",
+        `adapter ${adapter.id} reaches all memory and has no map registers`,
+      );
     }
     if (!Number.isInteger(count) || count < 1 || count > pool.pages) {
       throw new PlatformError("out-of-range", `${String(count)} map registers: the pool has ${pool.pages}`);
@@ -208,16 +213,16 @@ export class DirectMapping implements DmaMappingStrategy {
     const first = pool.allocate(count);
     if (first === undefined) return undefined;
     const file = new DirectMapRegisterFile(adapter, pool, first, count);
-    this.#files.add(file);
+    this.files.add(file);
     return file;
   }
 
   freeMapRegisters(file: MapRegisterFile): void {
-    const direct = this.#file(file);
+    const direct = this.file(file);
     direct.pool.free(direct.first, direct.count);
     direct.released = true;
     direct.pieces.length = 0;
-    this.#files.delete(direct);
+    this.files.delete(direct);
   }
 
   mapTransfer(
@@ -240,10 +245,10 @@ export class DirectMapping implements DmaMappingStrategy {
     const physical = mdl.pfns[Math.floor(position / PAGE_SIZE)]! * PAGE_SIZE + (position % PAGE_SIZE);
     if (file === undefined) {
       const run = directRun(mdl.pfns, position, length, Number.MAX_SAFE_INTEGER);
-      this.#announceMap(adapter, physical, run, spanPages(physical, run), writeToDevice, 0);
+      this.announceMap(adapter, physical, run, spanPages(physical, run), writeToDevice, 0);
       return { logicalAddress: physical, length: run };
     }
-    const grant = this.#file(file);
+    const grant = this.file(file);
     const free = grant.count - grant.used;
     const firstBeyondReach = physical - (physical % PAGE_SIZE) + PAGE_SIZE - 1 > addressLimit;
     let mapped = length;
@@ -268,12 +273,12 @@ export class DirectMapping implements DmaMappingStrategy {
     let logicalAddress = physical;
     if (bounced) {
       logicalAddress = grant.pool.address(grant.first + grant.used) + (position % PAGE_SIZE);
-      if (writeToDevice) this.#bounce(adapter, mdl, offset, mapped, logicalAddress, true);
+      if (writeToDevice) this.bounce(adapter, grant.pool, mdl, offset, mapped, logicalAddress, true);
     }
     grant.used += pages;
     grant.bytesMapped += mapped;
     grant.pieces.push({ mdl, offset, length: mapped, logicalAddress, bounced, pages });
-    this.#announceMap(adapter, logicalAddress, mapped, pages, writeToDevice, bounced ? pages : 0);
+    this.announceMap(adapter, logicalAddress, mapped, pages, writeToDevice, bounced ? pages : 0);
     return { logicalAddress, length: mapped };
   }
 
@@ -286,7 +291,7 @@ export class DirectMapping implements DmaMappingStrategy {
     writeToDevice: boolean,
   ): boolean {
     if (file === undefined) return true;
-    const grant = this.#file(file);
+    const grant = this.file(file);
     const start = currentVa - mdl.virtualAddress;
     const end = start + length;
     const pieces = grant.pieces;
@@ -301,10 +306,10 @@ export class DirectMapping implements DmaMappingStrategy {
       if (piece.bounced && !writeToDevice) {
         const from = Math.max(start, piece.offset);
         const to = Math.min(end, pieceEnd);
-        this.#bounce(adapter, mdl, from, to - from, piece.logicalAddress + (from - piece.offset), false);
+        this.bounce(adapter, grant.pool, mdl, from, to - from, piece.logicalAddress + (from - piece.offset), false);
       }
       grant.bytesMapped -= piece.length;
-      this.#announceUnmap(adapter, piece);
+      this.announceUnmap(adapter, piece);
     }
     pieces.length = kept;
     if (kept === 0) {
@@ -318,7 +323,7 @@ export class DirectMapping implements DmaMappingStrategy {
     const alignment = request.largePage ? LARGE_PAGE_SIZE / PAGE_SIZE : 1;
     const pages = Math.ceil(Math.ceil(request.length / PAGE_SIZE) / alignment) * alignment;
     const low = request.minimumLogical;
-    const high = Math.min(request.maximumLogical, adapter.capabilities.addressLimit, this.#memory.limit - 1);
+    const high = Math.min(request.maximumLogical, adapter.capabilities.addressLimit, this.memory.limit - 1);
     // Highest 4 GiB window first, so no buffer crosses a 4 GiB boundary and low memory is spared.
     for (let window = Math.floor(high / FOUR_GIB); window >= Math.floor(low / FOUR_GIB); window--) {
       const minAddress = Math.max(low, window * FOUR_GIB);
@@ -326,8 +331,8 @@ export class DirectMapping implements DmaMappingStrategy {
       if (maxAddress - minAddress + 1 < pages * PAGE_SIZE) continue;
       let va: number;
       try {
-        va = this.#kernel.allocateContiguous(pages * PAGE_SIZE, {
-          owner: this.#commonBufferOwner,
+        va = this.kernel.allocateContiguous(pages * PAGE_SIZE, {
+          owner: this.commonBufferOwner,
           minAddress,
           maxAddress,
           alignmentFrames: alignment,
@@ -340,46 +345,61 @@ export class DirectMapping implements DmaMappingStrategy {
       const buffer: DirectCommonBuffer = {
         adapter,
         virtualAddress: va,
-        logicalAddress: this.#kernel.physicalAddress(va),
+        logicalAddress: this.kernel.physicalAddress(va),
         length: request.length,
         cacheEnabled: request.cacheEnabled,
         kind: "contiguous",
         pages,
       };
-      this.#commonBuffers.set(va, buffer);
-      this.#announceCommonBuffer(buffer, "map");
+      this.commonBuffers.set(va, buffer);
+      this.announceCommonBuffer(buffer, "map");
       return buffer;
     }
     return undefined;
   }
 
   freeCommonBuffer(buffer: CommonBuffer): void {
-    const known = this.#commonBuffers.get(buffer.virtualAddress);
+    const known = this.commonBuffers.get(buffer.virtualAddress);
     if (known === undefined || known.adapter !== buffer.adapter) {
-      throw new PlatformError("bad-handle", `${formatAddress(buffer.virtualAddress)} is not a common buffer of this path`);
+      throw new PlatformError(
+        "bad-handle",
+        `${formatAddress(buffer.virtualAddress)} is not a common buffer of this path`,
+      );
     }
-    if (known.kind === "contiguous") this.#kernel.free(known.virtualAddress);
-    this.#commonBuffers.delete(known.virtualAddress);
-    this.#announceCommonBuffer(known, "unmap");
+    if (known.kind === "contiguous") this.kernel.free(known.virtualAddress);
+    this.commonBuffers.delete(known.virtualAddress);
+    this.announceCommonBuffer(known, "unmap");
   }
 
-  createCommonBufferFromMdl(adapter: AdapterObject, mdl: Mdl, request: MdlCommonBufferRequest): CommonBuffer | undefined {
+  createCommonBufferFromMdl(
+    adapter: AdapterObject,
+    mdl: Mdl,
+    request: MdlCommonBufferRequest,
+  ): CommonBuffer | undefined {
     if (request.access !== "readwrite") {
       throw new PlatformError("out-of-range", "read-only and write-only common buffers need DMA remapping");
     }
-    if (mdl.systemVa === undefined) throw new PlatformError("bad-state", `MDL ${mdl.id} is not mapped in system space`);
+    if (mdl.systemVa === undefined)
+      throw new PlatformError("bad-state", `MDL ${mdl.id} is not mapped in system space`);
     const firstPage = Math.floor((mdl.byteOffset + request.offset) / PAGE_SIZE);
     const pages = Math.ceil(request.length / PAGE_SIZE);
     const pfn = mdl.pfns[firstPage]!;
     for (let i = 1; i < pages; i++) {
       if (mdl.pfns[firstPage + i] !== pfn + i) {
-        throw new PlatformError("out-of-range", `MDL ${mdl.id} is not physically contiguous: no remapping to join it`);
+        throw new PlatformError(
+          "out-of-range",
+          `MDL ${mdl.id} is not physically contiguous: no remapping to join it`,
+        );
       }
     }
     const logicalAddress = pfn * PAGE_SIZE;
     const end = logicalAddress + pages * PAGE_SIZE - 1;
     const high = Math.min(request.maximumLogical, adapter.capabilities.addressLimit);
-    if (logicalAddress < request.minimumLogical || end > high || Math.floor(logicalAddress / FOUR_GIB) !== Math.floor(end / FOUR_GIB)) {
+    if (
+      logicalAddress < request.minimumLogical ||
+      end > high ||
+      Math.floor(logicalAddress / FOUR_GIB) !== Math.floor(end / FOUR_GIB)
+    ) {
       throw new PlatformError(
         "out-of-range",
         `MDL ${mdl.id} pages ${formatAddress(logicalAddress)}-${formatAddress(end)} are outside ${formatAddress(request.minimumLogical)}-${formatAddress(high)} or cross 4 GiB`,
@@ -394,34 +414,38 @@ export class DirectMapping implements DmaMappingStrategy {
       kind: "mdl",
       pages,
     };
-    if (this.#commonBuffers.has(buffer.virtualAddress)) {
-      throw new PlatformError("already-mapped", `${formatAddress(buffer.virtualAddress)} is already a common buffer`);
+    if (this.commonBuffers.has(buffer.virtualAddress)) {
+      throw new PlatformError(
+        "already-mapped",
+        `${formatAddress(buffer.virtualAddress)} is already a common buffer`,
+      );
     }
-    this.#commonBuffers.set(buffer.virtualAddress, buffer);
-    this.#announceCommonBuffer(buffer, "map");
+    this.commonBuffers.set(buffer.virtualAddress, buffer);
+    this.announceCommonBuffer(buffer, "map");
     return buffer;
   }
 
   resources(): MappingResources {
     let mapRegisters = 0;
-    for (const file of this.#files) mapRegisters += file.count;
+    for (const file of this.files) mapRegisters += file.count;
     let bouncePages = 0;
-    for (const pool of this.#pools.values()) bouncePages += pool.pagesInUse;
-    return { mapRegisters, iovaPages: 0, bouncePages, commonBuffers: this.#commonBuffers.size };
+    for (const pool of this.poolsByReach.values()) bouncePages += pool.pagesInUse;
+    return { mapRegisters, iovaPages: 0, bouncePages, commonBuffers: this.commonBuffers.size };
   }
 
-  #needsRegisters(scatterGather: boolean, addressLimit: number): boolean {
-    return !scatterGather || addressLimit < this.#memory.limit - 1;
+  private needsRegisters(scatterGather: boolean, addressLimit: number): boolean {
+    return !scatterGather || addressLimit < this.memory.limit - 1;
   }
 
-  #stateOf(adapter: AdapterObject): DirectAdapterState {
+  private stateOf(adapter: AdapterObject): DirectAdapterState {
     const state = adapter.mapping as DirectAdapterState | undefined;
-    if (state === undefined) throw new PlatformError("bad-state", `adapter ${adapter.id} was not opened by DirectMapping`);
+    if (state === undefined)
+      throw new PlatformError("bad-state", `adapter ${adapter.id} was not opened by DirectMapping`);
     return state;
   }
 
-  #file(file: MapRegisterFile): DirectMapRegisterFile {
-    if (!(file instanceof DirectMapRegisterFile) || !this.#files.has(file)) {
+  private file(file: MapRegisterFile): DirectMapRegisterFile {
+    if (!(file instanceof DirectMapRegisterFile) || !this.files.has(file)) {
       throw new PlatformError(
         file instanceof DirectMapRegisterFile && file.released ? "double-free" : "bad-handle",
         "not a live map register grant of the bounce path",
@@ -431,58 +455,76 @@ export class DirectMapping implements DmaMappingStrategy {
   }
 
   /** The pool for devices reaching `addressLimit`, made on first need. */
-  #pool(addressLimit: number): BouncePool {
+  private pool(addressLimit: number): BouncePool {
     const reach =
       addressLimit >= REACH_32
         ? REACH_32
         : addressLimit >= REACH_24
           ? REACH_24
           : Math.floor((addressLimit + 1) / PAGE_SIZE) * PAGE_SIZE - 1;
-    let pool = this.#pools.get(reach);
+    let pool = this.poolsByReach.get(reach);
     if (pool !== undefined) return pool;
     if (reach < PAGE_SIZE) {
-      throw new PlatformError("no-memory", `no map registers for a device reaching only ${formatAddress(addressLimit)}`);
+      throw new PlatformError(
+        "no-memory",
+        `no map registers for a device reaching only ${formatAddress(addressLimit)}`,
+      );
     }
     // The whole pool in one run; on a fragmented low zone, the largest power-of-two share of it.
-    for (let pages = this.#options.mapRegisterPoolPages; pages >= 1; pages = Math.floor(pages / 2)) {
+    for (let pages = this.options.mapRegisterPoolPages; pages >= 1; pages = Math.floor(pages / 2)) {
       let pfns: number[];
       try {
-        pfns = this.#frames.allocate(pages, { owner: this.#bounceOwner, contiguous: true, maxAddress: reach });
+        pfns = this.frames.allocate(pages, { owner: this.bounceOwner, contiguous: true, maxAddress: reach });
       } catch (error) {
         if (error instanceof PlatformError && error.code === "no-memory") continue;
         throw error;
       }
-      pool = new BouncePool(pfns[0]! * PAGE_SIZE, pages, reach);
-      this.#pools.set(reach, pool);
+      pool = new BouncePool(
+        pfns[0]! * PAGE_SIZE,
+        pages,
+        reach,
+        pfns.map((pfn) => this.memory.frame(pfn)),
+      );
+      this.poolsByReach.set(reach, pool);
       return pool;
     }
     throw new PlatformError("no-memory", `no free page below ${formatAddress(reach)} for map registers`);
   }
 
-  /** Copies one piece between the MDL's pages and its bounce pages, run by physical run. */
-  #bounce(adapter: AdapterObject, mdl: Mdl, offset: number, length: number, bounceAddress: number, toBounce: boolean): void {
+  /**
+   * Copies one piece between the MDL's pages and its bounce pages, a page at a time (a bounced
+   * piece keeps its in-page offset, so source and bounce pages line up). The CPU side goes
+   * through CpuMemory; the bounce side is the frames themselves, uncached.
+   */
+  private bounce(
+    adapter: AdapterObject,
+    pool: BouncePool,
+    mdl: Mdl,
+    offset: number,
+    length: number,
+    bounceAddress: number,
+    toBounce: boolean,
+  ): void {
     const pfns = mdl.pfns;
+    const views = pool.views;
     let position = mdl.byteOffset + offset;
     const end = position + length;
-    let bounce = bounceAddress;
+    let register = (bounceAddress - pool.base - (bounceAddress % PAGE_SIZE)) / PAGE_SIZE;
     while (position < end) {
-      let page = Math.floor(position / PAGE_SIZE);
-      const physical = pfns[page]! * PAGE_SIZE + (position % PAGE_SIZE);
-      let runEnd = Math.min(end, (page + 1) * PAGE_SIZE);
-      while (runEnd < end && pfns[page + 1] === pfns[page]! + 1) {
-        page++;
-        runEnd = Math.min(end, (page + 1) * PAGE_SIZE);
-      }
-      const bytes = runEnd - position;
-      if (toBounce) this.#copyIn(bounce, physical, bytes);
-      else this.#copyOut(physical, bounce, bytes);
-      bounce += bytes;
-      position = runEnd;
+      const inPage = position % PAGE_SIZE;
+      const bytes = Math.min(end - position, PAGE_SIZE - inPage);
+      const physical = pfns[(position - inPage) / PAGE_SIZE]! * PAGE_SIZE + inPage;
+      const view = views[register]!;
+      const target = bytes === PAGE_SIZE ? view : view.subarray(inPage, inPage + bytes);
+      if (toBounce) this.cpu.read(physical, target);
+      else this.cpu.write(physical, target);
+      position += bytes;
+      register++;
     }
-    this.#counters.add("hal.bounce.bytes", length);
-    this.#counters.add(toBounce ? "hal.bounce.in.bytes" : "hal.bounce.out.bytes", length);
-    if (this.#events.hasListeners("dma.bounce")) {
-      this.#events.emit("dma.bounce", {
+    this.counters.add("hal.bounce.bytes", length);
+    this.counters.add(toBounce ? "hal.bounce.in.bytes" : "hal.bounce.out.bytes", length);
+    if (this.events.hasListeners("dma.bounce")) {
+      this.events.emit("dma.bounce", {
         adapter: adapter.id,
         requesterId: adapter.requesterId ?? -1,
         direction: toBounce ? "in" : "out",
@@ -492,36 +534,17 @@ export class DirectMapping implements DmaMappingStrategy {
     }
   }
 
-  /** Driver pages (CPU view) to bounce pages (uncached). */
-  #copyIn(bounce: number, physical: number, bytes: number): void {
-    if (this.#cpu.coherent) {
-      this.#memory.copy(bounce, physical, bytes);
-      return;
-    }
-    for (let done = 0; done < bytes; done += SCRATCH_BYTES) {
-      const chunk = this.#scratch.subarray(0, Math.min(SCRATCH_BYTES, bytes - done));
-      this.#cpu.read(physical + done, chunk);
-      this.#memory.write(bounce + done, chunk);
-    }
-  }
-
-  /** Bounce pages (uncached) to driver pages (CPU view). */
-  #copyOut(physical: number, bounce: number, bytes: number): void {
-    if (this.#cpu.coherent) {
-      this.#memory.copy(physical, bounce, bytes);
-      return;
-    }
-    for (let done = 0; done < bytes; done += SCRATCH_BYTES) {
-      const chunk = this.#scratch.subarray(0, Math.min(SCRATCH_BYTES, bytes - done));
-      this.#memory.read(bounce + done, chunk);
-      this.#cpu.write(physical + done, chunk);
-    }
-  }
-
-  #announceMap(adapter: AdapterObject, logical: number, length: number, pages: number, write: boolean, bounced: number): void {
-    if (bounced > 0) this.#counters.add("hal.bounce.pieces");
-    if (!this.#events.hasListeners("dma.map")) return;
-    this.#events.emit("dma.map", {
+  private announceMap(
+    adapter: AdapterObject,
+    logical: number,
+    length: number,
+    pages: number,
+    write: boolean,
+    bounced: number,
+  ): void {
+    if (bounced > 0) this.counters.add("hal.bounce.pieces");
+    if (!this.events.hasListeners("dma.map")) return;
+    this.events.emit("dma.map", {
       adapter: adapter.id,
       requesterId: adapter.requesterId ?? -1,
       iova: logical,
@@ -533,9 +556,9 @@ export class DirectMapping implements DmaMappingStrategy {
     });
   }
 
-  #announceUnmap(adapter: AdapterObject, piece: DirectPiece): void {
-    if (!this.#events.hasListeners("dma.unmap")) return;
-    this.#events.emit("dma.unmap", {
+  private announceUnmap(adapter: AdapterObject, piece: DirectPiece): void {
+    if (!this.events.hasListeners("dma.unmap")) return;
+    this.events.emit("dma.unmap", {
       adapter: adapter.id,
       requesterId: adapter.requesterId ?? -1,
       iova: piece.logicalAddress,
@@ -546,11 +569,11 @@ export class DirectMapping implements DmaMappingStrategy {
     });
   }
 
-  #announceCommonBuffer(buffer: DirectCommonBuffer, action: "map" | "unmap"): void {
+  private announceCommonBuffer(buffer: DirectCommonBuffer, action: "map" | "unmap"): void {
     const kind = buffer.kind === "contiguous" ? "common-buffer" : "mdl-common-buffer";
     const requesterId = buffer.adapter.requesterId ?? -1;
-    if (action === "map" && this.#events.hasListeners("dma.map")) {
-      this.#events.emit("dma.map", {
+    if (action === "map" && this.events.hasListeners("dma.map")) {
+      this.events.emit("dma.map", {
         adapter: buffer.adapter.id,
         requesterId,
         iova: buffer.logicalAddress,
@@ -560,8 +583,8 @@ export class DirectMapping implements DmaMappingStrategy {
         kind,
         bounced: 0,
       });
-    } else if (action === "unmap" && this.#events.hasListeners("dma.unmap")) {
-      this.#events.emit("dma.unmap", {
+    } else if (action === "unmap" && this.events.hasListeners("dma.unmap")) {
+      this.events.emit("dma.unmap", {
         adapter: buffer.adapter.id,
         requesterId,
         iova: buffer.logicalAddress,
@@ -588,7 +611,12 @@ function directRun(pfns: readonly number[], position: number, length: number, re
   let runEnd = Math.min(end, (page + 1) * PAGE_SIZE);
   while (runEnd < end) {
     const next = pfns[page + 1]!;
-    if (next !== pfns[page]! + 1 || (next * PAGE_SIZE) % FOUR_GIB === 0 || next * PAGE_SIZE + PAGE_SIZE - 1 > reach) break;
+    if (
+      next !== pfns[page]! + 1 ||
+      (next * PAGE_SIZE) % FOUR_GIB === 0 ||
+      next * PAGE_SIZE + PAGE_SIZE - 1 > reach
+    )
+      break;
     page++;
     runEnd = Math.min(end, (page + 1) * PAGE_SIZE);
   }

@@ -21,8 +21,8 @@ import { Irql } from "../platform/irql.js";
 import type { Scheduler } from "../platform/scheduler.js";
 import type { Counters } from "../trace/counters.js";
 import type { EventBus } from "../trace/event-bus.js";
-import type { AdapterObject } from "./adapter-object.js";
 import { AdapterChannel } from "./adapter-channel.js";
+import type { AdapterObject } from "./adapter-object.js";
 import { HalRule, halViolation } from "./hal-bug-checks.js";
 import "./hal-events.js";
 import type { DmaChannelEvent } from "./hal-events.js";
@@ -150,8 +150,8 @@ export class DmaArbiter {
     });
   }
 
-  /** PutDmaAdapter: the adapter's waiters are dropped (their routines never run); returns how many. */
-  close(adapter: AdapterObject): number {
+  /** PutDmaAdapter: the adapter's waiters are dropped (their routines never run) and returned. */
+  close(adapter: AdapterObject): WaitBlock[] {
     return this.#atDispatch(() => {
       const channel = this.channel(adapter);
       const dropped = [
@@ -164,7 +164,7 @@ export class DmaArbiter {
         this.#announce(request, "cancel");
       }
       this.#serve();
-      return dropped.length;
+      return dropped;
     });
   }
 

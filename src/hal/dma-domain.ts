@@ -8,21 +8,24 @@
  * The unmap policy is the domain's, as Linux's domain type (DMA or DMA_FQ) is: lazy when the
  * machine is lazy and no untrusted device is attached, strict otherwise.
  */
-import type { AdapterObject } from "./adapter-object.js";
+
 import type { Iommu } from "../iommu/iommu.js";
 import type { IommuDomain } from "../iommu/iommu-domain.js";
 import { PAGE_SIZE } from "../platform/page.js";
 import type { Scheduler } from "../platform/scheduler.js";
 import type { Counters } from "../trace/counters.js";
 import type { EventBus } from "../trace/event-bus.js";
+import type { AdapterObject } from "./adapter-object.js";
 import { FlushQueue, type FlushQueueHost, QueuedRangeKind } from "./flush-queue.js";
-import { IovaAllocator } from "./iova-allocator.js";
 import type { HalOptions } from "./hal-options.js";
+import { IovaAllocator } from "./iova-allocator.js";
 import "./remap-events.js";
 import type { DMA_DOMAIN } from "./wdm/dma-v3-types.js";
 
 /** A 4-level table translates 48-bit IOVAs: the highest IOVA PFN of every domain. */
 export const DOMAIN_APERTURE_PFN = 2 ** 36 - 1;
+/** IOVA ranges do not cross 4 GiB (PCI's default DMA segment boundary): no element is split there. */
+export const SEGMENT_BOUNDARY_PAGES = 2 ** 20;
 /** The MSI window 0xFEE00000-0xFEEFFFFF is never DMA-translated: its PFNs are never handed out. */
 export const MSI_WINDOW_FIRST_PFN = 0xfee00;
 export const MSI_WINDOW_LAST_PFN = 0xfeeff;
@@ -58,7 +61,7 @@ export class DmaDomain implements DMA_DOMAIN, FlushQueueHost {
     this.#counters = counters;
     this.#lazy = options.remapping === "lazy";
     this.hardware = iommu.createDomain();
-    this.iova = new IovaAllocator(DOMAIN_APERTURE_PFN, counters);
+    this.iova = new IovaAllocator(DOMAIN_APERTURE_PFN, counters, SEGMENT_BOUNDARY_PAGES);
     this.iova.reserve(MSI_WINDOW_FIRST_PFN, MSI_WINDOW_LAST_PFN);
     this.flushQueue = new FlushQueue(
       options.flushQueueEntries,

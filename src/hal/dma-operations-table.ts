@@ -8,10 +8,10 @@
  */
 import { DMA_OPERATION_MEMBERS } from "./dma-operation-members.js";
 import {
+  type DMA_OPERATIONS,
   DMA_OPERATIONS_SIZE_V1,
   DMA_OPERATIONS_SIZE_V2,
   DMA_OPERATIONS_SIZE_V3,
-  type DMA_OPERATIONS,
 } from "./wdm/dma-operations.js";
 
 const SIZES = { 1: DMA_OPERATIONS_SIZE_V1, 2: DMA_OPERATIONS_SIZE_V2, 3: DMA_OPERATIONS_SIZE_V3 } as const;

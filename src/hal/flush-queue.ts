@@ -44,12 +44,25 @@ export class FlushQueue {
   #queuedPages = 0;
   #timer: TimerHandle | undefined;
 
-  constructor(capacity: number, timeoutNs: number, scheduler: Scheduler, counters: Counters, host: FlushQueueHost, label: string) {
+  constructor(
+    capacity: number,
+    timeoutNs: number,
+    scheduler: Scheduler,
+    counters: Counters,
+    host: FlushQueueHost,
+    label: string,
+  ) {
     if (!Number.isSafeInteger(capacity) || capacity < 1) {
-      throw new PlatformError("out-of-range", `flush queue capacity ${String(capacity)} must be a positive integer`);
+      throw new PlatformError(
+        "out-of-range",
+        `flush queue capacity ${String(capacity)} must be a positive integer`,
+      );
     }
     if (!Number.isSafeInteger(timeoutNs) || timeoutNs < 0) {
-      throw new PlatformError("out-of-range", `flush queue timeout ${String(timeoutNs)} ns must be a non-negative integer`);
+      throw new PlatformError(
+        "out-of-range",
+        `flush queue timeout ${String(timeoutNs)} ns must be a non-negative integer`,
+      );
     }
     this.capacity = capacity;
     this.timeoutNs = timeoutNs;
@@ -113,6 +126,7 @@ export class FlushQueue {
     const n = this.#length;
     this.#length = 0;
     this.#queuedPages = 0;
-    for (let i = 0; i < n; i++) this.#host.release(this.#pfns[i]!, this.#pages[i]!, this.#kinds[i]! as QueuedRangeKind);
+    for (let i = 0; i < n; i++)
+      this.#host.release(this.#pfns[i]!, this.#pages[i]!, this.#kinds[i]! as QueuedRangeKind);
   }
 }

@@ -6,11 +6,7 @@
  * in docs/hal.md. Real Windows catches most of these only under Driver Verifier; without it the
  * misuse corrupts memory or crashes later. The simulator stops at once, with the reason.
  */
-import {
-  BugCheck,
-  DMA_COMMON_BUFFER_VECTOR_ERROR,
-  DRIVER_VERIFIER_DMA_VIOLATION,
-} from "./wdm/bug-check.js";
+import { BugCheck, DMA_COMMON_BUFFER_VECTOR_ERROR, DRIVER_VERIFIER_DMA_VIOLATION } from "./wdm/bug-check.js";
 import { DISPATCH_LEVEL, PASSIVE_LEVEL } from "./wdm/irql.js";
 
 /** PAGE_FAULT_IN_NONPAGED_AREA: the HAL was given a kernel buffer with no page behind it. */
@@ -82,19 +78,28 @@ export function checkIrql(current: number, requirement: IrqlRequirement, member:
     case "any":
       return;
     case "passive":
-      if (current !== PASSIVE_LEVEL) throw wrongIrql(1, PASSIVE_LEVEL, current, `${member} must be called at PASSIVE_LEVEL`);
+      if (current !== PASSIVE_LEVEL)
+        throw wrongIrql(1, PASSIVE_LEVEL, current, `${member} must be called at PASSIVE_LEVEL`);
       return;
     case "dispatch":
-      if (current !== DISPATCH_LEVEL) throw wrongIrql(1, DISPATCH_LEVEL, current, `${member} must be called at DISPATCH_LEVEL`);
+      if (current !== DISPATCH_LEVEL)
+        throw wrongIrql(1, DISPATCH_LEVEL, current, `${member} must be called at DISPATCH_LEVEL`);
       return;
     case "at-most-dispatch":
-      if (current > DISPATCH_LEVEL) throw wrongIrql(2, DISPATCH_LEVEL, current, `${member} must be called at IRQL <= DISPATCH_LEVEL`);
+      if (current > DISPATCH_LEVEL)
+        throw wrongIrql(2, DISPATCH_LEVEL, current, `${member} must be called at IRQL <= DISPATCH_LEVEL`);
       return;
   }
 }
 
 function wrongIrql(kind: number, expected: number, current: number, explanation: string): BugCheck {
-  return dmaViolation(DmaViolation.wrongIrql, kind, expected, current, `${explanation}, not at IRQL ${current}`);
+  return dmaViolation(
+    DmaViolation.wrongIrql,
+    kind,
+    expected,
+    current,
+    `${explanation}, not at IRQL ${current}`,
+  );
 }
 
 /** DMA_COMMON_BUFFER_VECTOR_ERROR parameter 1 values (documented). */

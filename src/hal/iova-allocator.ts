@@ -19,10 +19,15 @@
  * a superpage table maps below 1 GiB; Linux does not cap, which only wastes IOVA space on large
  * buffers). `allocRange` takes an explicit alignment (common buffers: 1 page, or 512 pages for a
  * large-page buffer).
+ *
+ * Boundary: with `boundaryPages` set, no range that fits in one boundary region crosses a
+ * multiple of it, the way dma-iommu keeps segments inside the device's segment boundary (4 GiB
+ * for PCI by default): a window then stays one scatter/gather element.
  */
-import type { Counters } from "../trace/counters.js";
+
 import { formatAddress, PAGE_SIZE } from "../platform/page.js";
 import { PlatformError } from "../platform/platform-error.js";
+import type { Counters } from "../trace/counters.js";
 import { IovaRcache } from "./iova-rcache.js";
 
 /** Highest PFN a 32-bit device reaches: the boundary of Linux's cached32_node. */
@@ -39,6 +44,8 @@ const RESERVED = 2;
 export class IovaAllocator {
   /** Highest PFN of the aperture (inclusive). */
   readonly aperturePfn: number;
+  /** No range of at most this many pages crosses a multiple of it (0: no boundary). */
+  readonly boundaryPages: number;
   readonly #counters: Counters | undefined;
   readonly #rcache: IovaRcache;
   /** Reserved ranges sorted by first PFN: [lo, hi] inclusive, and ALLOCATED, CACHED or RESERVED. */
@@ -51,11 +58,25 @@ export class IovaAllocator {
   /** Set by #search: where the found range goes in the sorted arrays. */
   #insertAt = 0;
 
-  constructor(aperturePfn: number, counters?: Counters) {
+  constructor(aperturePfn: number, counters?: Counters, boundaryPages = 0) {
     if (!Number.isSafeInteger(aperturePfn) || aperturePfn < 1) {
-      throw new PlatformError("out-of-range", `IOVA aperture PFN ${String(aperturePfn)} must be a positive integer`);
+      throw new PlatformError(
+        "out-of-range",
+        `IOVA aperture PFN ${String(aperturePfn)} must be a positive integer`,
+      );
+    }
+    if (
+      !Number.isSafeInteger(boundaryPages) ||
+      boundaryPages < 0 ||
+      roundUpPowerOfTwo(boundaryPages) !== Math.max(1, boundaryPages)
+    ) {
+      throw new PlatformError(
+        "out-of-range",
+        `IOVA boundary ${String(boundaryPages)} must be 0 or a power of two of pages`,
+      );
     }
     this.aperturePfn = aperturePfn;
+    this.boundaryPages = boundaryPages;
     this.#counters = counters;
     this.#rcache = new IovaRcache((pfn) => this.#remove(this.#indexOf(pfn)));
   }
@@ -132,10 +153,16 @@ export class IovaAllocator {
     this.#checkPages(pages);
     this.#checkLimit(limitPfn);
     if (!Number.isSafeInteger(minPfn) || minPfn < 1 || minPfn > limitPfn) {
-      throw new PlatformError("out-of-range", `IOVA minimum PFN ${String(minPfn)} must be in [1, ${limitPfn}]`);
+      throw new PlatformError(
+        "out-of-range",
+        `IOVA minimum PFN ${String(minPfn)} must be in [1, ${limitPfn}]`,
+      );
     }
     if (!Number.isSafeInteger(align) || align < 1 || roundUpPowerOfTwo(align) !== align) {
-      throw new PlatformError("out-of-range", `IOVA alignment ${String(align)} must be a power of two of pages`);
+      throw new PlatformError(
+        "out-of-range",
+        `IOVA alignment ${String(align)} must be a power of two of pages`,
+      );
     }
     let pfn = this.#allocate(pages, limitPfn, minPfn, align);
     if (pfn === undefined && this.#rcache.cachedPages > 0) {
@@ -159,14 +186,25 @@ export class IovaAllocator {
    * MSI window and other IOMMU reserved regions. The range must be free.
    */
   reserve(firstPfn: number, lastPfn: number): void {
-    if (!Number.isSafeInteger(firstPfn) || !Number.isSafeInteger(lastPfn) || firstPfn < 1 || lastPfn < firstPfn) {
-      throw new PlatformError("out-of-range", `IOVA reservation ${String(firstPfn)}..${String(lastPfn)} is not a PFN range`);
+    if (
+      !Number.isSafeInteger(firstPfn) ||
+      !Number.isSafeInteger(lastPfn) ||
+      firstPfn < 1 ||
+      lastPfn < firstPfn
+    ) {
+      throw new PlatformError(
+        "out-of-range",
+        `IOVA reservation ${String(firstPfn)}..${String(lastPfn)} is not a PFN range`,
+      );
     }
     if (firstPfn > this.aperturePfn) return;
     const last = Math.min(lastPfn, this.aperturePfn);
     const i = this.#lastStartingAtOrBelow(last);
     if (i >= 0 && this.#hi[i]! >= firstPfn) {
-      throw new PlatformError("already-mapped", `IOVA ${formatAddress(firstPfn * PAGE_SIZE)} is already reserved`);
+      throw new PlatformError(
+        "already-mapped",
+        `IOVA ${formatAddress(firstPfn * PAGE_SIZE)} is already reserved`,
+      );
     }
     this.#lo.splice(i + 1, 0, firstPfn);
     this.#hi.splice(i + 1, 0, last);
@@ -213,7 +251,16 @@ export class IovaAllocator {
       const bottom = i >= 0 ? Math.max(floor, this.#hi[i]! + 1) : floor;
       if (top - bottom + 1 >= pages) {
         const first = top - pages + 1;
-        const start = first - (first % align);
+        let start = first - (first % align);
+        const boundary = this.boundaryPages;
+        if (boundary !== 0 && pages <= boundary) {
+          // Stay below the boundary the range would cross (the device's segment boundary).
+          const crossing = Math.floor((start + pages - 1) / boundary) * boundary;
+          if (start < crossing) {
+            start = crossing - pages;
+            start -= start % align;
+          }
+        }
         if (start >= bottom) {
           this.#insertAt = i + 1;
           return start;
@@ -291,19 +338,27 @@ export class IovaAllocator {
 
   #checkPages(pages: number): void {
     if (!Number.isSafeInteger(pages) || pages < 1 || pages > this.aperturePfn) {
-      throw new PlatformError("bad-length", `IOVA size ${String(pages)} pages is not in [1, ${this.aperturePfn}]`);
+      throw new PlatformError(
+        "bad-length",
+        `IOVA size ${String(pages)} pages is not in [1, ${this.aperturePfn}]`,
+      );
     }
   }
 
   #checkLimit(limitPfn: number): void {
     if (!Number.isSafeInteger(limitPfn) || limitPfn < 1 || limitPfn > this.aperturePfn) {
-      throw new PlatformError("out-of-range", `IOVA limit PFN ${String(limitPfn)} is not in [1, ${this.aperturePfn}]`);
+      throw new PlatformError(
+        "out-of-range",
+        `IOVA limit PFN ${String(limitPfn)} is not in [1, ${this.aperturePfn}]`,
+      );
     }
   }
 }
 
 export function roundUpPowerOfTwo(n: number): number {
-  return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n));
+  if (n <= 1) return 1;
+  if (n <= 2 ** 31) return 2 ** (32 - Math.clz32(n - 1));
+  return 2 ** Math.ceil(Math.log2(n));
 }
 
 function log2(powerOfTwo: number): number {

@@ -16,6 +16,8 @@ import { PlatformError } from "../platform/platform-error.js";
 
 /** Orders 0..5 are cached: ranges of 1..32 pages (Linux IOVA_RANGE_CACHE_MAX_SIZE = 6). */
 export const IOVA_RCACHE_ORDERS = 6;
+/** Largest cached range, in pages. */
+const MAX_CACHED_PAGES = 2 ** (IOVA_RCACHE_ORDERS - 1);
 /** PFNs per magazine (Linux IOVA_MAG_SIZE, which makes a magazine 1 KiB). */
 export const IOVA_MAGAZINE_SIZE = 127;
 /** Full magazines the depot keeps per order before ranges go back to the allocator. */
@@ -55,7 +57,7 @@ export class IovaRcache {
 
   /** True when ranges of `pages` pages are cached (a power of two up to 32). */
   static caches(pages: number): boolean {
-    return pages <= 2 ** (IOVA_RCACHE_ORDERS - 1) && (pages & (pages - 1)) === 0;
+    return pages <= MAX_CACHED_PAGES && (pages & (pages - 1)) === 0;
   }
 
   /** Caches the range of 2^order pages at `pfn`. */
@@ -75,7 +77,7 @@ export class IovaRcache {
     }
     const magazine = cache.loaded;
     magazine.pfns[magazine.size++] = pfn;
-    this.#cachedPages += 2 ** order;
+    this.#cachedPages += 1 << order;
   }
 
   /**
@@ -98,7 +100,7 @@ export class IovaRcache {
     }
     const magazine = cache.loaded;
     const pfns = magazine.pfns;
-    const highestStart = limitPfn - 2 ** order + 1;
+    const highestStart = limitPfn - (1 << order) + 1;
     let i = magazine.size - 1;
     while (pfns[i]! > highestStart) {
       if (i === 0) return undefined;
@@ -106,7 +108,7 @@ export class IovaRcache {
     }
     const pfn = pfns[i]!;
     pfns[i] = pfns[--magazine.size]!;
-    this.#cachedPages -= 2 ** order;
+    this.#cachedPages -= 1 << order;
     return pfn;
   }
 
@@ -127,13 +129,16 @@ export class IovaRcache {
   #cache(order: number): SizeCache {
     const cache = this.#caches[order];
     if (cache === undefined || !Number.isInteger(order)) {
-      throw new PlatformError("out-of-range", `IOVA rcache order ${String(order)} is not in [0, ${IOVA_RCACHE_ORDERS})`);
+      throw new PlatformError(
+        "out-of-range",
+        `IOVA rcache order ${String(order)} is not in [0, ${IOVA_RCACHE_ORDERS})`,
+      );
     }
     return cache;
   }
 
   #empty(magazine: Magazine, order: number): void {
-    const pages = 2 ** order;
+    const pages = 1 << order;
     for (let i = 0; i < magazine.size; i++) this.#release(magazine.pfns[i]!, pages);
     this.#cachedPages -= magazine.size * pages;
     magazine.size = 0;

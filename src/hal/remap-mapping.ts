@@ -25,8 +25,8 @@
  * WeakMap lookups, which would sit on the map/unmap path.
  */
 import { inject, injectable } from "inversify";
-import { Iommu } from "../iommu/iommu.js";
 import { IoPermission } from "../iommu/io-page-table.js";
+import { Iommu } from "../iommu/iommu.js";
 import { CpuMemory } from "../platform/cpu-memory.js";
 import { FrameAllocator } from "../platform/frame-allocator.js";
 import { KernelMemory } from "../platform/kernel-memory.js";
@@ -105,7 +105,6 @@ export class IovaWindow implements MapRegisterFile {
   bytesMapped = 0;
   domain!: DmaDomain;
   state!: RemapAdapter;
-  limitPfn = 0;
   /** First IOVA PFN of the window; -1 while its last IOVA waits in the flush queue. */
   pfn = -1;
   /** Pages the allocator reserved for it (count rounded up by allocFast). */
@@ -206,13 +205,19 @@ export class RemapMapping implements DmaMappingStrategy {
     const rid = adapter.requesterId;
     let device = rid === undefined ? undefined : this.devices.get(rid);
     if (device === undefined) {
+      if (rid !== undefined) this.iommu.unitFor(rid);
       const domain = this.createDomain();
+      if (rid !== undefined) {
+        try {
+          this.iommu.attach(rid, domain.hardware);
+        } catch (error) {
+          this.destroyDomain(domain);
+          throw error;
+        }
+      }
       device = new RemapDevice(rid, adapter.untrusted, domain);
       if (device.untrusted) domain.untrustedDevices++;
-      if (rid !== undefined) {
-        this.iommu.attach(rid, domain.hardware);
-        this.devices.set(rid, device);
-      }
+      if (rid !== undefined) this.devices.set(rid, device);
     }
     device.adapters.add(adapter);
     device.domain.adapters.add(adapter);
@@ -300,7 +305,10 @@ export class RemapMapping implements DmaMappingStrategy {
   tryAllocateMapRegisters(adapter: AdapterObject, count: number): MapRegisterFile | undefined {
     const state = this.state(adapter);
     if (!Number.isSafeInteger(count) || count < 1 || count > state.limitPfn) {
-      throw new PlatformError("bad-length", `map register count ${String(count)} is not in [1, ${state.limitPfn}]`);
+      throw new PlatformError(
+        "bad-length",
+        `map register count ${String(count)} is not in [1, ${state.limitPfn}]`,
+      );
     }
     const domain = state.device.domain;
     const pfn = this.allocateWindowIova(domain, count, state.limitPfn);
@@ -311,7 +319,6 @@ export class RemapMapping implements DmaMappingStrategy {
     window.bytesMapped = 0;
     window.domain = domain;
     window.state = state;
-    window.limitPfn = state.limitPfn;
     window.pfn = pfn;
     window.reserved = IovaAllocator.fastSize(count);
     window.next = 0;
@@ -355,7 +362,10 @@ export class RemapMapping implements DmaMappingStrategy {
   ): MappedPiece {
     const window = this.window(file);
     if (window.adapter !== adapter) {
-      throw new PlatformError("bad-handle", `map register file of adapter ${window.adapter.id} used by adapter ${adapter.id}`);
+      throw new PlatformError(
+        "bad-handle",
+        `map register file of adapter ${window.adapter.id} used by adapter ${adapter.id}`,
+      );
     }
     checkPiece(mdl, currentVa, length);
     const offset = currentVa - mdl.startVa;
@@ -375,8 +385,9 @@ export class RemapMapping implements DmaMappingStrategy {
     }
     const domain = window.domain;
     if (window.pfn < 0) {
-      const pfn = this.allocateWindowIova(domain, window.count, window.limitPfn);
-      if (pfn === undefined) throw new PlatformError("no-memory", `IOVA space of DMA domain ${domain.id} is exhausted`);
+      const pfn = this.allocateWindowIova(domain, window.count, window.state.limitPfn);
+      if (pfn === undefined)
+        throw new PlatformError("no-memory", `IOVA space of DMA domain ${domain.id} is exhausted`);
       window.pfn = pfn;
       window.stale = false;
     }
@@ -394,7 +405,8 @@ export class RemapMapping implements DmaMappingStrategy {
     let tailPfn = NO_BOUNCE;
     let mapped = 0;
     try {
-      if (head) headPfn = this.bounceIn(pfns[firstPage]! * PAGE_SIZE + inPage, Math.min(length, PAGE_SIZE - inPage));
+      if (head)
+        headPfn = this.bounceIn(pfns[firstPage]! * PAGE_SIZE + inPage, Math.min(length, PAGE_SIZE - inPage));
       if (tail) tailPfn = this.bounceIn(pfns[firstPage + span - 1]! * PAGE_SIZE, tailBytes);
       for (; mapped < span; mapped++) {
         let frame = pfns[firstPage + mapped]!;
@@ -447,11 +459,17 @@ export class RemapMapping implements DmaMappingStrategy {
   ): boolean {
     const window = this.window(file);
     if (window.adapter !== adapter) {
-      throw new PlatformError("bad-handle", `map register file of adapter ${window.adapter.id} used by adapter ${adapter.id}`);
+      throw new PlatformError(
+        "bad-handle",
+        `map register file of adapter ${window.adapter.id} used by adapter ${adapter.id}`,
+      );
     }
     if (!(mdl instanceof Mdl)) throw new PlatformError("bad-handle", "FlushAdapterBuffers needs an MDL");
     if (!Number.isSafeInteger(currentVa) || !Number.isSafeInteger(length) || length < 0) {
-      throw new PlatformError("out-of-range", `flush range ${String(currentVa)}+${String(length)} is not a byte range`);
+      throw new PlatformError(
+        "out-of-range",
+        `flush range ${String(currentVa)}+${String(length)} is not a byte range`,
+      );
     }
     const start = currentVa - mdl.virtualAddress;
     this.unmapPieces(window, mdl, start, start + length, writeToDevice);
@@ -464,7 +482,10 @@ export class RemapMapping implements DmaMappingStrategy {
     const state = this.state(adapter);
     const { length, largePage } = request;
     if (!Number.isSafeInteger(length) || length < 1) {
-      throw new PlatformError("bad-length", `common buffer length ${String(length)} is not a positive integer`);
+      throw new PlatformError(
+        "bad-length",
+        `common buffer length ${String(length)} is not a positive integer`,
+      );
     }
     const bounds = this.logicalBounds(state, request.minimumLogical, request.maximumLogical);
     if (bounds === undefined) return undefined;
@@ -474,7 +495,9 @@ export class RemapMapping implements DmaMappingStrategy {
     let va: number;
     let source: "pool" | "contiguous" = "pool";
     try {
-      va = largePage ? this.allocateLarge(bytes) : this.kernel.allocateNonPaged(bytes, { owner: this.bufferOwner, tag: "DmaC" });
+      va = largePage
+        ? this.allocateLarge(bytes)
+        : this.kernel.allocateNonPaged(bytes, { owner: this.bufferOwner, tag: "DmaC" });
       if (largePage && this.kernel.allocationAt(va)!.kind === "contiguous") source = "contiguous";
     } catch (error) {
       if (error instanceof PlatformError && error.code === "no-memory") return undefined;
@@ -482,7 +505,10 @@ export class RemapMapping implements DmaMappingStrategy {
     }
     const domain = state.device.domain;
     const pfn = domain.iova.allocRange(pages, bounds[1], bounds[0], largePage ? LARGE_PAGE_FRAMES : 1);
-    if (pfn === undefined || !this.mapFrames(domain, pfn, this.kernel.allocationAt(va)!.pfns, 0, pages, IoPermission.ReadWrite)) {
+    if (
+      pfn === undefined ||
+      !this.mapFrames(domain, pfn, this.kernel.allocationAt(va)!.pfns, 0, pages, IoPermission.ReadWrite)
+    ) {
       if (pfn !== undefined) domain.iova.freeRange(pfn, pages);
       this.kernel.free(va);
       return undefined;
@@ -507,7 +533,10 @@ export class RemapMapping implements DmaMappingStrategy {
       throw new PlatformError("bad-handle", "not a common buffer of the remapping path");
     }
     if (buffer.freed) {
-      throw new PlatformError("double-free", `common buffer at ${formatAddress(buffer.virtualAddress)} was already freed`);
+      throw new PlatformError(
+        "double-free",
+        `common buffer at ${formatAddress(buffer.virtualAddress)} was already freed`,
+      );
     }
     const domain = buffer.domain;
     const pfn = buffer.logicalAddress / PAGE_SIZE;
@@ -542,7 +571,8 @@ export class RemapMapping implements DmaMappingStrategy {
     const state = this.state(adapter);
     if (!(mdl instanceof Mdl) || mdl.freed) throw new PlatformError("bad-handle", "not a live MDL");
     if (!mdl.resident) throw new PlatformError("bad-state", `MDL ${mdl.id} is neither locked nor built`);
-    if (mdl.systemVa === undefined) throw new PlatformError("bad-state", `MDL ${mdl.id} is not mapped in system space`);
+    if (mdl.systemVa === undefined)
+      throw new PlatformError("bad-state", `MDL ${mdl.id} is not mapped in system space`);
     const { offset, length, access } = request;
     if (
       mdl.byteOffset !== 0 ||
@@ -560,9 +590,16 @@ export class RemapMapping implements DmaMappingStrategy {
       );
     }
     const permissions =
-      access === "read" ? IoPermission.Read : access === "write" ? IoPermission.Write : IoPermission.ReadWrite;
+      access === "read"
+        ? IoPermission.Read
+        : access === "write"
+          ? IoPermission.Write
+          : IoPermission.ReadWrite;
     if (access !== "read" && access !== "write" && access !== "readwrite") {
-      throw new PlatformError("out-of-range", `device access ${String(access)} is not read, write or readwrite`);
+      throw new PlatformError(
+        "out-of-range",
+        `device access ${String(access)} is not read, write or readwrite`,
+      );
     }
     const bounds = this.logicalBounds(state, request.minimumLogical, request.maximumLogical);
     if (bounds === undefined) return undefined;
@@ -585,7 +622,10 @@ export class RemapMapping implements DmaMappingStrategy {
       pages,
       "mdl",
     );
-    this.commonBufferMapped(buffer, access === "read" ? "to-device" : access === "write" ? "from-device" : "bidirectional");
+    this.commonBufferMapped(
+      buffer,
+      access === "read" ? "to-device" : access === "write" ? "from-device" : "bidirectional",
+    );
     return buffer;
   }
 
@@ -605,7 +645,10 @@ export class RemapMapping implements DmaMappingStrategy {
   private state(adapter: AdapterObject): RemapAdapter {
     const state = adapter.mapping;
     if (!(state instanceof RemapAdapter)) {
-      throw new PlatformError("bad-handle", `adapter ${String(adapter.id)} is not open on the remapping path`);
+      throw new PlatformError(
+        "bad-handle",
+        `adapter ${String(adapter.id)} is not open on the remapping path`,
+      );
     }
     return state;
   }
@@ -668,7 +711,8 @@ export class RemapMapping implements DmaMappingStrategy {
 
   private bounceIn(source: number, length: number): number {
     const pfn = this.bounce.bounceIn(source, length);
-    if (pfn === undefined) throw new PlatformError("no-memory", "no frame is free for a sub-page bounce page");
+    if (pfn === undefined)
+      throw new PlatformError("no-memory", "no frame is free for a sub-page bounce page");
     return pfn;
   }
 
@@ -676,7 +720,13 @@ export class RemapMapping implements DmaMappingStrategy {
    * Unmaps the pieces of `window` that lie in [start, end) of the chain at `mdl` (every piece
    * when `mdl` is undefined): copy-out of bounced reads, unmap, then the domain's policy.
    */
-  private unmapPieces(window: IovaWindow, mdl: Mdl | undefined, start: number, end: number, writeToDevice: boolean): void {
+  private unmapPieces(
+    window: IovaWindow,
+    mdl: Mdl | undefined,
+    start: number,
+    end: number,
+    writeToDevice: boolean,
+  ): void {
     const domain = window.domain;
     const strict = domain.strict;
     const table = domain.hardware;
@@ -711,7 +761,7 @@ export class RemapMapping implements DmaMappingStrategy {
         this.events.emit("dma.unmap", {
           adapter: window.adapter.id,
           requesterId: window.state.device.requesterId ?? -1,
-          iova: iova + (window.vas[i]! - pieceMdl.startVa) % PAGE_SIZE,
+          iova: iova + ((window.vas[i]! - pieceMdl.startVa) % PAGE_SIZE),
           length,
           pages: span,
           kind: "transfer",
@@ -763,7 +813,11 @@ export class RemapMapping implements DmaMappingStrategy {
     const length = window.lengths[i]!;
     const span = window.spans[i]!;
     if (head !== NO_BOUNCE) {
-      this.bounce.copyOut(head, mdl.pfns[firstPage]! * PAGE_SIZE + inPage, Math.min(length, PAGE_SIZE - inPage));
+      this.bounce.copyOut(
+        head,
+        mdl.pfns[firstPage]! * PAGE_SIZE + inPage,
+        Math.min(length, PAGE_SIZE - inPage),
+      );
     }
     if (tail !== NO_BOUNCE) {
       this.bounce.copyOut(tail, mdl.pfns[firstPage + span - 1]! * PAGE_SIZE, (inPage + length) % PAGE_SIZE);
@@ -802,7 +856,10 @@ export class RemapMapping implements DmaMappingStrategy {
   /** [minPfn, limitPfn] of IOVA for a buffer within [minimum, maximum] logical bytes. */
   private logicalBounds(state: RemapAdapter, minimum: number, maximum: number): [number, number] | undefined {
     if (!Number.isSafeInteger(minimum) || !Number.isSafeInteger(maximum) || minimum < 0 || maximum < 0) {
-      throw new PlatformError("bad-address", `logical bounds ${String(minimum)}..${String(maximum)} are not addresses`);
+      throw new PlatformError(
+        "bad-address",
+        `logical bounds ${String(minimum)}..${String(maximum)} are not addresses`,
+      );
     }
     const minPfn = Math.max(1, Math.ceil(minimum / PAGE_SIZE));
     const limitPfn = Math.min(state.limitPfn, Math.floor((Math.min(maximum, IOVA_MAX) + 1) / PAGE_SIZE) - 1);
@@ -842,7 +899,12 @@ export class RemapMapping implements DmaMappingStrategy {
       while (done < pages) {
         let run = 1;
         while (done + run < pages && pfns[first + done + run] === pfns[first + done]! + run) run++;
-        domain.hardware.map((iova + done) * PAGE_SIZE, pfns[first + done]! * PAGE_SIZE, run * PAGE_SIZE, permissions);
+        domain.hardware.map(
+          (iova + done) * PAGE_SIZE,
+          pfns[first + done]! * PAGE_SIZE,
+          run * PAGE_SIZE,
+          permissions,
+        );
         done += run;
       }
       return true;
@@ -875,7 +937,8 @@ export class RemapMapping implements DmaMappingStrategy {
 
 /** Validates a MapTransfer piece: a live, resident MDL and a non-empty range inside it. */
 function checkPiece(mdl: Mdl, currentVa: number, length: number): void {
-  if (!(mdl instanceof Mdl) || mdl.freed) throw new PlatformError("bad-handle", "MapTransfer needs a live MDL");
+  if (!(mdl instanceof Mdl) || mdl.freed)
+    throw new PlatformError("bad-handle", "MapTransfer needs a live MDL");
   if (!mdl.resident) throw new PlatformError("bad-state", `MDL ${mdl.id} is neither locked nor built`);
   const start = mdl.virtualAddress;
   if (

@@ -12,10 +12,10 @@ import type { KernelMemory } from "../platform/kernel-memory.js";
 import { GiB } from "../platform/page.js";
 import type { MappedPiece } from "./dma-mapping-strategy.js";
 import {
-  SCATTER_GATHER_ELEMENT_SIZE,
-  SCATTER_GATHER_LIST_HEADER_SIZE,
   type SCATTER_GATHER_ELEMENT,
+  SCATTER_GATHER_ELEMENT_SIZE,
   type SCATTER_GATHER_LIST,
+  SCATTER_GATHER_LIST_HEADER_SIZE,
 } from "./wdm/scatter-gather-list.js";
 
 const FOUR_GIB = 4 * GiB;
@@ -31,11 +31,6 @@ export function scatterGatherListSize(elements: number, mapRegisters: number): n
     SCATTER_GATHER_CONTEXT_SIZE +
     SCATTER_GATHER_CONTEXT_PER_REGISTER * mapRegisters
   );
-}
-
-/** Elements that fit in `bytes` of list when `mapRegisters` registers' context must fit too. */
-export function elementsThatFit(bytes: number, mapRegisters: number): number {
-  return Math.floor((bytes - scatterGatherListSize(0, mapRegisters)) / SCATTER_GATHER_ELEMENT_SIZE);
 }
 
 /** Appends `piece` to `elements`: merged into the last one when adjacent, split at 4 GiB boundaries. */
@@ -56,8 +51,15 @@ export function appendElement(elements: SCATTER_GATHER_ELEMENT[], piece: MappedP
   }
 }
 
-export function scatterGatherList(elements: readonly SCATTER_GATHER_ELEMENT[], reserved: number): SCATTER_GATHER_LIST {
-  return Object.freeze({ NumberOfElements: elements.length, Reserved: reserved, Elements: Object.freeze([...elements]) });
+export function scatterGatherList(
+  elements: readonly SCATTER_GATHER_ELEMENT[],
+  reserved: number,
+): SCATTER_GATHER_LIST {
+  return Object.freeze({
+    NumberOfElements: elements.length,
+    Reserved: reserved,
+    Elements: Object.freeze([...elements]),
+  });
 }
 
 /**
@@ -65,7 +67,9 @@ export function scatterGatherList(elements: readonly SCATTER_GATHER_ELEMENT[], r
  * Reserved (ULONG_PTR) at 8, then per element Address (8 B), Length (4 B), padding, Reserved (8 B).
  */
 export function writeScatterGatherList(kernel: KernelMemory, va: number, list: SCATTER_GATHER_LIST): void {
-  const bytes = new Uint8Array(SCATTER_GATHER_LIST_HEADER_SIZE + SCATTER_GATHER_ELEMENT_SIZE * list.NumberOfElements);
+  const bytes = new Uint8Array(
+    SCATTER_GATHER_LIST_HEADER_SIZE + SCATTER_GATHER_ELEMENT_SIZE * list.NumberOfElements,
+  );
   const view = new DataView(bytes.buffer);
   view.setUint32(0, list.NumberOfElements, true);
   setUint64(view, 8, list.Reserved);

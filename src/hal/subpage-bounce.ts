@@ -48,7 +48,10 @@ export class SubpageBounce {
   bounceIn(source: number, length: number): number | undefined {
     const offset = source % PAGE_SIZE;
     if (length < 1 || offset + length > PAGE_SIZE) {
-      throw new PlatformError("bad-length", `a sub-page bounce of ${length} bytes at page offset ${offset} leaves the page`);
+      throw new PlatformError(
+        "bad-length",
+        `a sub-page bounce of ${length} bytes at page offset ${offset} leaves the page`,
+      );
     }
     let pfn: number;
     try {

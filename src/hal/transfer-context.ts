@@ -17,7 +17,9 @@ export class TransferContextState {
 }
 
 /** The HAL's state in `context`, or undefined when it was never initialized. */
-export function transferContextState(context: DMA_TRANSFER_CONTEXT | undefined): TransferContextState | undefined {
+export function transferContextState(
+  context: DMA_TRANSFER_CONTEXT | undefined,
+): TransferContextState | undefined {
   if (typeof context !== "object" || context === null) return undefined;
   const state = (context as { Reserved?: unknown }).Reserved;
   return state instanceof TransferContextState ? state : undefined;

@@ -15,6 +15,8 @@ export class WaitBlock {
   state: WaitState = "new";
   /** Set by a list request's routine: the grant now belongs to its scatter/gather list. */
   grantTaken = false;
+  /** Undoes what the requester reserved for it (a list's pool memory, a transfer context) if it never runs. */
+  cleanup: (() => void) | undefined = undefined;
 
   constructor(
     readonly adapter: AdapterObject,

@@ -1,7 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DMA32_LIMIT_PFN, IovaAllocator, MAX_SIZE_ALIGNMENT, roundUpPowerOfTwo } from "../../src/hal/iova-allocator.js";
-import { IOVA_DEPOT_MAGAZINES, IOVA_MAGAZINE_SIZE } from "../../src/hal/iova-rcache.js";
+import {
+  DMA32_LIMIT_PFN,
+  IovaAllocator,
+  MAX_SIZE_ALIGNMENT,
+  roundUpPowerOfTwo,
+} from "../../src/hal/iova-allocator.js";
+import { IOVA_DEPOT_MAGAZINES, IOVA_MAGAZINE_SIZE, IovaRcache } from "../../src/hal/iova-rcache.js";
 import { PlatformError } from "../../src/platform/platform-error.js";
 import { Counters } from "../../src/trace/counters.js";
 
@@ -18,7 +23,13 @@ interface Held {
 
 type Op =
   | { readonly kind: "fast"; readonly pages: number; readonly limit: number }
-  | { readonly kind: "range"; readonly pages: number; readonly limit: number; readonly min: number; readonly align: number }
+  | {
+      readonly kind: "range";
+      readonly pages: number;
+      readonly limit: number;
+      readonly min: number;
+      readonly align: number;
+    }
   | { readonly kind: "free"; readonly pick: number };
 
 function opArbitrary(aperture: number): fc.Arbitrary<Op> {
@@ -94,6 +105,18 @@ describe("IovaAllocator", () => {
         expect(allocator.allocRange(4096, 4096)).toBe(1);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("keeps ranges that fit in a boundary region from crossing it (property)", () => {
+    fc.assert(
+      fc.property(fc.array(opArbitrary(4096), { maxLength: 100 }), (ops) => {
+        const allocator = new IovaAllocator(4096, undefined, 64);
+        for (const h of run(allocator, ops)) {
+          if (h.size <= 64) expect(Math.floor(h.pfn / 64)).toBe(Math.floor((h.pfn + h.size - 1) / 64));
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 
@@ -182,5 +205,48 @@ describe("IovaAllocator", () => {
     expect(snapshot()).toEqual(before);
     allocator.freeFast(pfn, 4);
     expect(() => allocator.freeFast(pfn, 4)).toThrow(/double free/);
+  });
+
+  it("never hands out a reserved range, and cannot free it", () => {
+    const allocator = new IovaAllocator(64);
+    allocator.reserve(60, 63);
+    expect(allocator.allocRange(1, 64)).toBe(64);
+    expect(allocator.allocRange(2, 64)).toBe(58);
+    expect(allocator.allocRange(4, 63, 56)).toBeUndefined();
+    expect(() => allocator.freeRange(60, 4)).toThrow(PlatformError);
+    expect(() => allocator.reserve(58, 58)).toThrow(/already reserved/);
+    expect(allocator.allocatedPages).toBe(3);
+  });
+});
+
+describe("IovaRcache", () => {
+  it("keeps freed ranges in magazines, then the depot, and gives back the overflow", () => {
+    const released: number[] = [];
+    const rcache = new IovaRcache((pfn) => released.push(pfn));
+    const total = IOVA_MAGAZINE_SIZE * (IOVA_DEPOT_MAGAZINES + 3);
+    for (let pfn = 1; pfn <= total; pfn++) rcache.insert(pfn, 0);
+    // loaded + prev + the depot are full; the rest went back magazine by magazine.
+    expect(rcache.cachedPages).toBe(IOVA_MAGAZINE_SIZE * (IOVA_DEPOT_MAGAZINES + 2));
+    expect(released.length).toBe(IOVA_MAGAZINE_SIZE);
+    const taken = new Set<number>();
+    for (;;) {
+      const pfn = rcache.remove(0, total);
+      if (pfn === undefined) break;
+      taken.add(pfn);
+    }
+    expect(taken.size).toBe(IOVA_MAGAZINE_SIZE * (IOVA_DEPOT_MAGAZINES + 2));
+    expect(released.some((pfn) => taken.has(pfn))).toBe(false);
+    expect(rcache.cachedPages).toBe(0);
+  });
+
+  it("pops only ranges that end within the caller's limit, per size", () => {
+    const rcache = new IovaRcache(() => {});
+    rcache.insert(100, 2);
+    rcache.insert(8, 2);
+    expect(rcache.remove(2, 50)).toBe(8);
+    expect(rcache.remove(2, 102)).toBeUndefined();
+    expect(rcache.remove(1, 1000)).toBeUndefined();
+    expect(rcache.remove(2, 103)).toBe(100);
+    expect(() => rcache.insert(1, 6)).toThrow(PlatformError);
   });
 });

@@ -40,7 +40,10 @@ describe("common buffers on the remapping path", () => {
   it("honours logical bounds and the device's reach", () => {
     const rig = new RemapRig("strict");
     const adapter = rig.open(rig.plug(), { addressBits: 32 });
-    const low = rig.remap.allocateCommonBuffer(adapter, request(PAGE_SIZE, { maximumLogical: 16 * MiB - 1 }))!;
+    const low = rig.remap.allocateCommonBuffer(
+      adapter,
+      request(PAGE_SIZE, { maximumLogical: 16 * MiB - 1 }),
+    )!;
     expect(low.logicalAddress + PAGE_SIZE).toBeLessThanOrEqual(16 * MiB);
     const band = rig.remap.allocateCommonBuffer(
       adapter,
@@ -53,7 +56,10 @@ describe("common buffers on the remapping path", () => {
       rig.remap.allocateCommonBuffer(adapter, request(PAGE_SIZE, { minimumLogical: 5 * GiB })),
     ).toBeUndefined();
     expect(
-      rig.remap.allocateCommonBuffer(adapter, request(3 * PAGE_SIZE, { minimumLogical: 1 * GiB, maximumLogical: 1 * GiB + 3 * PAGE_SIZE - 1 })),
+      rig.remap.allocateCommonBuffer(
+        adapter,
+        request(3 * PAGE_SIZE, { minimumLogical: 1 * GiB, maximumLogical: 1 * GiB + 3 * PAGE_SIZE - 1 }),
+      ),
     ).toBeUndefined();
     for (const buffer of [low, band, reach]) rig.remap.freeCommonBuffer(buffer);
   });
@@ -87,14 +93,24 @@ describe("common buffers on the remapping path", () => {
     const { mdl } = rig.buffer(4 * PAGE_SIZE, data);
     const base = { minimumLogical: 0, maximumLogical: Number.MAX_SAFE_INTEGER };
 
-    const readOnly = rig.remap.createCommonBufferFromMdl(adapter, mdl, { ...base, offset: PAGE_SIZE, length: 2 * PAGE_SIZE, access: "read" })!;
+    const readOnly = rig.remap.createCommonBufferFromMdl(adapter, mdl, {
+      ...base,
+      offset: PAGE_SIZE,
+      length: 2 * PAGE_SIZE,
+      access: "read",
+    })!;
     expect(readOnly.virtualAddress).toBe(mdl.virtualAddress + PAGE_SIZE);
     const seen = device.read(readOnly.logicalAddress, 2 * PAGE_SIZE);
     expect(sameBytes(seen.bytes, data.subarray(PAGE_SIZE, 3 * PAGE_SIZE))).toBe(true);
     const write = device.write(readOnly.logicalAddress, new Uint8Array(4));
     expect(write.ok ? 0 : write.faultReason).toBe(FaultReason.WriteNotPermitted);
 
-    const writeOnly = rig.remap.createCommonBufferFromMdl(adapter, mdl, { ...base, offset: 0, length: PAGE_SIZE, access: "write" })!;
+    const writeOnly = rig.remap.createCommonBufferFromMdl(adapter, mdl, {
+      ...base,
+      offset: 0,
+      length: PAGE_SIZE,
+      access: "write",
+    })!;
     expect(device.write(writeOnly.logicalAddress, new Uint8Array(4).fill(0x5a)).ok).toBe(true);
     const read = device.read(writeOnly.logicalAddress, 4).result;
     expect(read.ok ? 0 : read.faultReason).toBe(FaultReason.ReadNotPermitted);
@@ -105,7 +121,12 @@ describe("common buffers on the remapping path", () => {
     // The MDL's pages stay the driver's.
     expect(rig.kernel.isMapped(mdl.virtualAddress, 4 * PAGE_SIZE)).toBe(true);
     expect(() =>
-      rig.remap.createCommonBufferFromMdl(adapter, mdl, { ...base, offset: 100, length: PAGE_SIZE, access: "readwrite" }),
+      rig.remap.createCommonBufferFromMdl(adapter, mdl, {
+        ...base,
+        offset: 100,
+        length: PAGE_SIZE,
+        access: "readwrite",
+      }),
     ).toThrow(PlatformError);
   });
 });

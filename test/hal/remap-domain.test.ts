@@ -106,7 +106,14 @@ describe("DMA domains", () => {
     const data = pattern(PAGE_SIZE, 10);
     const { mdl } = rig.buffer(PAGE_SIZE, data);
     const file = rig.remap.tryAllocateMapRegisters(adapterA, 1)!;
-    const { logicalAddress } = rig.remap.mapTransfer(adapterA, file, mdl, mdl.virtualAddress, PAGE_SIZE, true);
+    const { logicalAddress } = rig.remap.mapTransfer(
+      adapterA,
+      file,
+      mdl,
+      mdl.virtualAddress,
+      PAGE_SIZE,
+      true,
+    );
     expect(sameBytes(a.read(logicalAddress, PAGE_SIZE).bytes, data)).toBe(true);
     expect(sameBytes(b.read(logicalAddress, PAGE_SIZE).bytes, data)).toBe(true);
     const invalidated: string[] = [];

@@ -3,16 +3,6 @@
  * DMA through its port on demand, adapters opened directly on RemapMapping, and MDLs over kernel
  * buffers (scattered pool pages, or frames placed above 4 GiB).
  */
-import { vi } from "vitest";
-vi.mock("../../src/hal/hal-module.js", async () => {
-  const { ContainerModule } = await import("inversify");
-  const { RemapMapping } = await import("../../src/hal/remap-mapping.js");
-  return { default: new ContainerModule(({ bind }) => { bind(RemapMapping).toSelf().inSingletonScope(); }) };
-});
-vi.mock("../../src/ddi/ddi-module.js", async () => {
-  const { ContainerModule } = await import("inversify");
-  return { default: new ContainerModule(() => {}) };
-});
 import { AdapterObject } from "../../src/hal/adapter-object.js";
 import { RemapMapping } from "../../src/hal/remap-mapping.js";
 import type { DEVICE_OBJECT } from "../../src/hal/wdm/device-object.js";

@@ -4,7 +4,7 @@ import type { DmaInvalidateEvent } from "../../src/hal/remap-events.js";
 import { FaultReason } from "../../src/iommu/fault-reason.js";
 import type { IommuFaultEvent } from "../../src/iommu/iommu-events.js";
 import { PAGE_SIZE } from "../../src/platform/page.js";
-import { pattern, type ProbeDevice, RemapRig, sameBytes, type TestBuffer } from "./remap-fixture.js";
+import { type ProbeDevice, pattern, RemapRig, sameBytes, type TestBuffer } from "./remap-fixture.js";
 
 const TEN_MS = 10_000_000;
 
@@ -35,7 +35,14 @@ function unmapAfterUse(mode: "strict" | "lazy"): Stale {
   const data = pattern(PAGE_SIZE, 9);
   const { mdl } = rig.buffer(PAGE_SIZE, data);
   const file = rig.remap.tryAllocateMapRegisters(adapter, 1)!;
-  const logical = rig.remap.mapTransfer(adapter, file, mdl, mdl.virtualAddress, PAGE_SIZE, true).logicalAddress;
+  const logical = rig.remap.mapTransfer(
+    adapter,
+    file,
+    mdl,
+    mdl.virtualAddress,
+    PAGE_SIZE,
+    true,
+  ).logicalAddress;
   expect(sameBytes(device.read(logical, PAGE_SIZE).bytes, data)).toBe(true);
   rig.remap.flushAdapterBuffers(adapter, file, mdl, mdl.virtualAddress, PAGE_SIZE, true);
   rig.remap.freeMapRegisters(file);
@@ -107,7 +114,14 @@ describe("unmap policies", () => {
     const seen = new Set<number>();
     for (let i = 0; i < 600; i++) {
       const file = rig.remap.tryAllocateMapRegisters(adapter, 1)!;
-      const { logicalAddress } = rig.remap.mapTransfer(adapter, file, buffer.mdl, buffer.mdl.virtualAddress, 1, true);
+      const { logicalAddress } = rig.remap.mapTransfer(
+        adapter,
+        file,
+        buffer.mdl,
+        buffer.mdl.virtualAddress,
+        1,
+        true,
+      );
       const flushes = rig.machine.counters.get("hal.flushqueue.flushes");
       if (flushes === 0) expect(seen.has(logicalAddress)).toBe(false);
       seen.add(logicalAddress);
@@ -135,7 +149,9 @@ describe("unmap policies", () => {
     const adapter = rig.open(device);
     const names: string[] = [];
     rig.machine.events.on("dma.map", (event) => names.push(`map:${event.iova % PAGE_SIZE}+${event.length}`));
-    rig.machine.events.on("dma.unmap", (event) => names.push(`unmap:${event.iova % PAGE_SIZE}+${event.length}`));
+    rig.machine.events.on("dma.unmap", (event) =>
+      names.push(`unmap:${event.iova % PAGE_SIZE}+${event.length}`),
+    );
     rig.machine.events.on("dma.invalidate", (event) => names.push(`invalidate:${event.kind}:${event.pages}`));
     const { mdl } = rig.buffer(PAGE_SIZE);
     const file = rig.remap.tryAllocateMapRegisters(adapter, 1)!;

@@ -7,7 +7,13 @@ import { PlatformError } from "../../src/platform/platform-error.js";
 import { type ProbeDevice, RemapRig, type TestBuffer } from "./remap-fixture.js";
 
 type Step =
-  | { readonly op: "map"; readonly adapter: number; readonly offset: number; readonly length: number; readonly write: boolean }
+  | {
+      readonly op: "map";
+      readonly adapter: number;
+      readonly offset: number;
+      readonly length: number;
+      readonly write: boolean;
+    }
   | { readonly op: "put"; readonly pick: number }
   | { readonly op: "common"; readonly adapter: number; readonly pages: number; readonly large: boolean }
   | { readonly op: "free"; readonly pick: number }
@@ -24,7 +30,12 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     write: fc.boolean(),
   }),
   fc.record({ op: fc.constant("put" as const), pick: fc.nat() }),
-  fc.record({ op: fc.constant("common" as const), adapter: fc.nat(2), pages: fc.integer({ min: 1, max: 8 }), large: fc.boolean() }),
+  fc.record({
+    op: fc.constant("common" as const),
+    adapter: fc.nat(2),
+    pages: fc.integer({ min: 1, max: 8 }),
+    large: fc.boolean(),
+  }),
   fc.record({ op: fc.constant("free" as const), pick: fc.nat() }),
   fc.record({ op: fc.constant("join" as const), adapter: fc.nat(2), into: fc.nat(2) }),
   fc.record({ op: fc.constant("leave" as const), adapter: fc.nat(2) }),
@@ -53,7 +64,9 @@ describe("teardown", () => {
           // Warm-up: the IOMMU's root and context tables stay once made; they are not a leak.
           for (const device of devices) rig.remap.closeAdapter(rig.open(device));
           const baseline = ownedBy(rig, "iommu");
-          const adapters = devices.map((device, i) => rig.open(device, { external: i === 2, addressBits: i === 1 ? 32 : 64 }));
+          const adapters = devices.map((device, i) =>
+            rig.open(device, { external: i === 2, addressBits: i === 1 ? 32 : 64 }),
+          );
           const source: TestBuffer = rig.buffer(4 * PAGE_SIZE);
           const transfers: Transfer[] = [];
           const buffers: CommonBuffer[] = [];
@@ -109,7 +122,12 @@ describe("teardown", () => {
           for (const buffer of buffers) rig.remap.freeCommonBuffer(buffer);
           for (const adapter of adapters) rig.remap.closeAdapter(adapter);
 
-          expect(rig.remap.resources()).toEqual({ mapRegisters: 0, iovaPages: 0, bouncePages: 0, commonBuffers: 0 });
+          expect(rig.remap.resources()).toEqual({
+            mapRegisters: 0,
+            iovaPages: 0,
+            bouncePages: 0,
+            commonBuffers: 0,
+          });
           expect(ownedBy(rig, "iommu")).toBe(baseline);
           expect(ownedBy(rig, "hal.swiotlb")).toBe(0);
           expect(ownedBy(rig, "hal.common-buffer")).toBe(0);

@@ -48,7 +48,14 @@ describe("RemapMapping transfers", () => {
     expect(Math.min(...high.pfns) * PAGE_SIZE).toBeGreaterThanOrEqual(4 * GiB);
 
     const file = rig.remap.tryAllocateMapRegisters(adapter, 4)!;
-    const piece = rig.remap.mapTransfer(adapter, file, high.mdl, high.mdl.virtualAddress, 4 * PAGE_SIZE, false);
+    const piece = rig.remap.mapTransfer(
+      adapter,
+      file,
+      high.mdl,
+      high.mdl.virtualAddress,
+      4 * PAGE_SIZE,
+      false,
+    );
     expect(piece.logicalAddress + piece.length - 1).toBeLessThan(4 * GiB);
     const data = pattern(4 * PAGE_SIZE, 2);
     expect(device.write(piece.logicalAddress, data).ok).toBe(true);
@@ -132,11 +139,15 @@ describe("RemapMapping transfers", () => {
     const { mdl } = rig.buffer(PAGE_SIZE);
     const file = rig.remap.tryAllocateMapRegisters(adapter, 1)!;
     const before = rig.remap.resources();
-    expect(() => rig.remap.mapTransfer(adapter, file, mdl, mdl.virtualAddress - 1, 10, true)).toThrow(PlatformError);
+    expect(() => rig.remap.mapTransfer(adapter, file, mdl, mdl.virtualAddress - 1, 10, true)).toThrow(
+      PlatformError,
+    );
     expect(() => rig.remap.mapTransfer(adapter, file, mdl, mdl.virtualAddress, PAGE_SIZE + 1, true)).toThrow(
       PlatformError,
     );
-    expect(() => rig.remap.mapTransfer(adapter, file, mdl, mdl.virtualAddress, 0, true)).toThrow(PlatformError);
+    expect(() => rig.remap.mapTransfer(adapter, file, mdl, mdl.virtualAddress, 0, true)).toThrow(
+      PlatformError,
+    );
     expect(() => rig.remap.tryAllocateMapRegisters(adapter, 0)).toThrow(PlatformError);
     expect(rig.remap.resources()).toEqual(before);
     expect(file.bytesMapped).toBe(0);

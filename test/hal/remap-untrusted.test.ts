@@ -91,7 +91,9 @@ describe("untrusted devices", () => {
     const file = rig.remap.tryAllocateMapRegisters(adapter, 4)!;
     const piece = rig.remap.mapTransfer(adapter, file, mdl, mdl.virtualAddress + offset, length, true);
     expect(rig.remap.resources().bouncePages).toBe(2);
-    expect(sameBytes(device.read(piece.logicalAddress, length).bytes, data.subarray(offset, offset + length))).toBe(true);
+    expect(
+      sameBytes(device.read(piece.logicalAddress, length).bytes, data.subarray(offset, offset + length)),
+    ).toBe(true);
     // Before the buffer and after its end, the device sees zeros, not the rest of the pages.
     expect(device.read(piece.logicalAddress - offset, offset).bytes.every((b) => b === 0)).toBe(true);
     const tail = device.read(piece.logicalAddress + length, PAGE_SIZE - offset).bytes;

@@ -8,9 +8,9 @@ import {
   type CM_PARTIAL_RESOURCE_DESCRIPTOR,
   DEVICE_DESCRIPTION_VERSION2,
   type DEVICE_OBJECT,
+  type DMA_ADAPTER,
   DO_DEVICE_INITIALIZING,
   DO_DIRECT_IO,
-  type DMA_ADAPTER,
   type DRIVER_OBJECT,
   type DriverContribution,
   FILE_DEVICE_SECURE_OPEN,
@@ -25,7 +25,7 @@ import {
   IRP_MN_SURPRISE_REMOVAL,
   inject,
   injectable,
-  type KDPC,
+  KDPC,
   Kernel,
   type KINTERRUPT,
   type KIRQL,
@@ -36,17 +36,25 @@ import {
   PCIBus,
   type PVOID,
   type SCATTER_GATHER_LIST,
-  STATUS_UNSUCCESSFUL,
   STATUS_DEVICE_DATA_ERROR,
   STATUS_INSUFFICIENT_RESOURCES,
   STATUS_NO_SUCH_DEVICE,
   STATUS_PENDING,
   STATUS_SUCCESS,
+  STATUS_UNSUCCESSFUL,
   zeroedDeviceDescription,
 } from "../../../src/ddi/index.js";
 
 /** Register offsets of the tiny device. */
-export const TinyRegister = { id: 0x00, addressLow: 0x04, addressHigh: 0x08, length: 0x0c, command: 0x10, status: 0x14, seed: 0x18 };
+export const TinyRegister = {
+  id: 0x00,
+  addressLow: 0x04,
+  addressHigh: 0x08,
+  length: 0x0c,
+  command: 0x10,
+  status: 0x14,
+  seed: 0x18,
+};
 export const TINY_ID_VALUE = 0x7e57d0d0;
 
 interface TinyExtension {
@@ -77,6 +85,8 @@ export class TinyDriver implements DriverContribution {
   isrIrql: KIRQL | undefined;
   /** Test switch: fail IRP_MN_START_DEVICE. */
   failStart = false;
+  /** Test switch: pend IRP_MN_START_DEVICE and finish it from a DPC. */
+  startFromDpc = false;
   #devices = 0;
 
   DriverEntry(DriverObject: DRIVER_OBJECT, RegistryPath: string): NTSTATUS {
@@ -94,7 +104,14 @@ export class TinyDriver implements DriverContribution {
   protected addDevice(DriverObject: DRIVER_OBJECT, PhysicalDeviceObject: DEVICE_OBJECT): NTSTATUS {
     const k = this.kernel;
     const name = `\\Device\\Tiny${this.#devices++}`;
-    const created = k.IoCreateDevice(DriverObject, 0, name, FILE_DEVICE_UNKNOWN, FILE_DEVICE_SECURE_OPEN, false);
+    const created = k.IoCreateDevice(
+      DriverObject,
+      0,
+      name,
+      FILE_DEVICE_UNKNOWN,
+      FILE_DEVICE_SECURE_OPEN,
+      false,
+    );
     if (!NT_SUCCESS(created.Status)) return created.Status;
     const fdo = created.DeviceObject!;
     const lower = k.IoAttachDeviceToDeviceStack(fdo, PhysicalDeviceObject);
@@ -127,10 +144,13 @@ export class TinyDriver implements DriverContribution {
     const stack = k.IoGetCurrentIrpStackLocation(Irp);
     let status = Irp.IoStatus.Status;
     switch (stack.MinorFunction) {
-      case IRP_MN_START_DEVICE:
+      case IRP_MN_START_DEVICE: {
         this.log.push("START");
-        status = this.failStart ? STATUS_UNSUCCESSFUL : this.start(extension, stack.Parameters.StartDevice?.AllocatedResourcesTranslated ?? []);
+        const resources = stack.Parameters.StartDevice?.AllocatedResourcesTranslated ?? [];
+        if (this.startFromDpc) return this.pendStart(extension, Irp, resources);
+        status = this.failStart ? STATUS_UNSUCCESSFUL : this.start(extension, resources);
         break;
+      }
       case IRP_MN_STOP_DEVICE:
         this.log.push("STOP");
         this.release(extension);
@@ -152,6 +172,41 @@ export class TinyDriver implements DriverContribution {
     Irp.IoStatus.Status = status;
     k.IoCompleteRequest(Irp, IO_NO_INCREMENT);
     return status;
+  }
+
+  /** START finished later, at DISPATCH_LEVEL, as a driver waiting for its hardware would. */
+  protected pendStart(
+    extension: TinyExtension,
+    Irp: IRP,
+    resources: readonly CM_PARTIAL_RESOURCE_DESCRIPTOR[],
+  ): NTSTATUS {
+    const k = this.kernel;
+    k.IoMarkIrpPending(Irp);
+    const dpc = new KDPC();
+    k.KeInitializeDpc(
+      dpc,
+      () => {
+        Irp.IoStatus.Status = this.failStart
+          ? STATUS_UNSUCCESSFUL
+          : this.startAtDispatch(extension, resources);
+        k.IoCompleteRequest(Irp, IO_NO_INCREMENT);
+      },
+      undefined,
+    );
+    k.KeInsertQueueDpc(dpc, undefined, undefined);
+    return STATUS_PENDING;
+  }
+
+  /** The resource part of start() that is allowed at DISPATCH_LEVEL: map the registers only. */
+  protected startAtDispatch(
+    extension: TinyExtension,
+    resources: readonly CM_PARTIAL_RESOURCE_DESCRIPTOR[],
+  ): NTSTATUS {
+    const memory = resources.find((r) => r.Type === "CmResourceTypeMemory");
+    if (memory === undefined) return STATUS_INSUFFICIENT_RESOURCES;
+    extension.registers = this.kernel.MmMapIoSpace(memory.Start, memory.Length, MmNonCached);
+    extension.registerLength = memory.Length;
+    return STATUS_SUCCESS;
   }
 
   protected start(extension: TinyExtension, resources: readonly CM_PARTIAL_RESOURCE_DESCRIPTOR[]): NTSTATUS {
@@ -179,7 +234,8 @@ export class TinyDriver implements DriverContribution {
       }
     }
     if (extension.registers === 0 || extension.interrupt === undefined) return STATUS_INSUFFICIENT_RESOURCES;
-    if (k.READ_REGISTER_ULONG(extension.registers + TinyRegister.id) !== TINY_ID_VALUE) return STATUS_NO_SUCH_DEVICE;
+    if (k.READ_REGISTER_ULONG(extension.registers + TinyRegister.id) !== TINY_ID_VALUE)
+      return STATUS_NO_SUCH_DEVICE;
     const description = zeroedDeviceDescription();
     description.Version = DEVICE_DESCRIPTION_VERSION2;
     description.Master = true;
@@ -191,7 +247,9 @@ export class TinyDriver implements DriverContribution {
     if (Adapter === undefined) return STATUS_INSUFFICIENT_RESOURCES;
     extension.adapter = Adapter;
     extension.numberOfMapRegisters = NumberOfMapRegisters;
-    k.IoInitializeDpcRequest(extension.fdo, (dpc, device, irp, context) => this.dpcForIsr(dpc, device, irp, context as number));
+    k.IoInitializeDpcRequest(extension.fdo, (dpc, device, irp, context) =>
+      this.dpcForIsr(dpc, device, irp, context as number),
+    );
     this.log.push(`started registers=${extension.registers > 0} adapter=${Adapter.Version}`);
     return STATUS_SUCCESS;
   }

@@ -1,0 +1,2 @@
+import { run } from "./remap-bench.js";
+console.log(await run());
