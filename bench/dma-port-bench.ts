@@ -5,14 +5,17 @@
  */
 import { IoPermission } from "../src/iommu/io-page-table.js";
 import { Machine } from "../src/machine/machine.js";
+import type { DmaPort } from "../src/platform/dma-port.js";
 import { LARGE_PAGE_SIZE, PAGE_SIZE } from "../src/platform/page.js";
 import { PciDevice } from "../src/platform/pci-device.js";
-import type { DmaPort } from "../src/platform/dma-port.js";
 import { medianOf, throughput } from "./measure.js";
 
 class BenchDevice extends PciDevice {
   constructor() {
-    super({ name: "bench bus master", vendorId: 0x1234, deviceId: 0x0001, classCode: 0xff0000 }, { barSize: PAGE_SIZE });
+    super(
+      { name: "bench bus master", vendorId: 0x1234, deviceId: 0x0001, classCode: 0xff0000 },
+      { barSize: PAGE_SIZE },
+    );
   }
   get dma(): DmaPort {
     return this.port;

@@ -277,9 +277,10 @@ export class DirectMapping implements DmaMappingStrategy {
     }
     grant.used += pages;
     grant.bytesMapped += mapped;
-    grant.pieces.push({ mdl, offset, length: mapped, logicalAddress, bounced, pages });
+    const piece: DirectPiece = { mdl, offset, length: mapped, logicalAddress, bounced, pages };
+    grant.pieces.push(piece);
     this.announceMap(adapter, logicalAddress, mapped, pages, writeToDevice, bounced ? pages : 0);
-    return { logicalAddress, length: mapped };
+    return piece;
   }
 
   flushAdapterBuffers(
@@ -510,14 +511,16 @@ export class DirectMapping implements DmaMappingStrategy {
     let position = mdl.byteOffset + offset;
     const end = position + length;
     let register = (bounceAddress - pool.base - (bounceAddress % PAGE_SIZE)) / PAGE_SIZE;
+    // A coherent CPU reads and writes memory itself: skip CpuMemory's cache model, same bytes.
+    const cpu: PageAccess = this.cpu.coherent ? this.memory : this.cpu;
     while (position < end) {
       const inPage = position % PAGE_SIZE;
       const bytes = Math.min(end - position, PAGE_SIZE - inPage);
       const physical = pfns[(position - inPage) / PAGE_SIZE]! * PAGE_SIZE + inPage;
       const view = views[register]!;
       const target = bytes === PAGE_SIZE ? view : view.subarray(inPage, inPage + bytes);
-      if (toBounce) this.cpu.read(physical, target);
-      else this.cpu.write(physical, target);
+      if (toBounce) cpu.read(physical, target);
+      else cpu.write(physical, target);
       position += bytes;
       register++;
     }
@@ -542,7 +545,6 @@ export class DirectMapping implements DmaMappingStrategy {
     write: boolean,
     bounced: number,
   ): void {
-    if (bounced > 0) this.counters.add("hal.bounce.pieces");
     if (!this.events.hasListeners("dma.map")) return;
     this.events.emit("dma.map", {
       adapter: adapter.id,
@@ -595,6 +597,12 @@ export class DirectMapping implements DmaMappingStrategy {
       });
     }
   }
+}
+
+/** What a bounce copy needs of the CPU's view of memory. */
+interface PageAccess {
+  read(physical: number, into: Uint8Array): void;
+  write(physical: number, from: Uint8Array): void;
 }
 
 function direction(writeToDevice: boolean): DmaDirection {

@@ -1,7 +1,7 @@
 /**
- * The DMA_OPERATIONS table an adapter carries. Its members call the object bound to the
- * DmaOperations token (HalDmaOperations, or the verifier's decorator of it), so a driver always
- * goes through whatever the container says; its Size is that of the table version IoGetDmaAdapter
+ * The DMA_OPERATIONS table an adapter carries. Its members are those of the object bound to the
+ * DmaOperations token (HalDmaOperations, or the verifier's decorator of it), bound to it, so a
+ * driver always goes through whatever the container says; its Size is that of the table version IoGetDmaAdapter
  * handed out (V1, V2 or V3), the only way a driver can tell which members exist (reference
  * section 1). Every member is present: calling one beyond the version is caught by the
  * dispatcher as the driver bug it is, instead of failing as "not a function".
@@ -19,8 +19,7 @@ const SIZES = { 1: DMA_OPERATIONS_SIZE_V1, 2: DMA_OPERATIONS_SIZE_V2, 3: DMA_OPE
 export function dmaOperationsTable(operations: DMA_OPERATIONS, version: 1 | 2 | 3): DMA_OPERATIONS {
   const table: Record<string, unknown> = { Size: SIZES[version] };
   for (const { name } of DMA_OPERATION_MEMBERS) {
-    table[name] = (...args: unknown[]): unknown =>
-      (operations[name] as (...args: unknown[]) => unknown).apply(operations, args);
+    table[name] = (operations[name] as (...args: unknown[]) => unknown).bind(operations);
   }
   return Object.freeze(table) as unknown as DMA_OPERATIONS;
 }

@@ -132,9 +132,9 @@ import {
 /** MAXULONG + 1. */
 const ULONG_LIMIT = 2 ** 32;
 const NULL_COMMON_BUFFER: CommonBufferResult = Object.freeze({ VirtualAddress: 0, LogicalAddress: 0 });
-const MEMBERS = new Map<string, DmaOperationMember>(
-  DMA_OPERATION_MEMBERS.map((member) => [member.name, member]),
-);
+const MEMBERS = Object.fromEntries(DMA_OPERATION_MEMBERS.map((member) => [member.name, member])) as Readonly<
+  Record<DmaOperationName, DmaOperationMember>
+>;
 export const SCATTER_GATHER_OWNER = "hal.sglist";
 
 /** A scatter/gather list handed out and not yet put back. */
@@ -409,7 +409,6 @@ export class HalDmaOperations implements DMA_OPERATIONS {
         ),
       "FlushAdapterBuffers",
     );
-    this.counters.add("hal.flush.calls");
     return flushed;
   }
 
@@ -1059,7 +1058,6 @@ export class HalDmaOperations implements DMA_OPERATIONS {
         "FlushAdapterBuffersEx",
       );
     }
-    this.counters.add("hal.flush.calls");
     return STATUS_SUCCESS;
   }
 
@@ -1346,7 +1344,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
         `${name} on adapter ${value.id}, which PutDmaAdapter released`,
       );
     }
-    const member = MEMBERS.get(name)!;
+    const member = MEMBERS[name];
     if (member.version > value.capabilities.tableVersion) {
       throw halViolation(
         HalRule.memberBeyondTable,

@@ -190,6 +190,11 @@ export class RemapMapping implements DmaMappingStrategy {
 
   // ------------------------------------------------------------------ adapters and domains
 
+  /**
+   * The first adapter of a device makes its private domain and attaches the requester to it;
+   * later adapters of the same device share that domain. An adapter without a requester id (not
+   * a PCI function) gets a domain nothing translates through.
+   */
   openAdapter(adapter: AdapterObject): void {
     if (adapter.mapping !== undefined) {
       throw new PlatformError("bad-state", `adapter ${adapter.id} is already open`);

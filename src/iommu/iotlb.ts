@@ -29,6 +29,11 @@ export class Iotlb {
   #freeCount = 0;
   #victim = 0;
   #count = 0;
+  /**
+   * The slot that answered last: checked first, as back-to-back DMA to one page is the common
+   * case. Only a hint: the slot's own tag is compared, so a removed or reused slot cannot lie.
+   */
+  #hint = 0;
   readonly #perLevel = new Int32Array(4);
 
   constructor(capacity: number) {
@@ -59,6 +64,13 @@ export class Iotlb {
    */
   lookup(sid: number, address: number, permissions: number): number {
     if (this.#count === 0) return EMPTY;
+    const hint = this.#hint;
+    if (
+      this.#sid[hint] === sid &&
+      this.#page[hint] === Math.floor(address / LEVEL_SIZE[this.#level[hint]!]!)
+    ) {
+      return (this.#permissions[hint]! & permissions) === permissions ? hint : EMPTY;
+    }
     for (let level = 1; level <= 3; level++) {
       if (this.#perLevel[level] === 0) continue;
       const page = Math.floor(address / LEVEL_SIZE[level]!);
@@ -68,6 +80,7 @@ export class Iotlb {
         slot = this.#next[slot]!
       ) {
         if (this.#page[slot] === page && this.#sid[slot] === sid && this.#level[slot] === level) {
+          this.#hint = slot;
           return (this.#permissions[slot]! & permissions) === permissions ? slot : EMPTY;
         }
       }

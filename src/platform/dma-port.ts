@@ -15,7 +15,7 @@
  * fills the rest of the buffer with 0xFF, a write drops the rest. A physical address outside RAM
  * ends the access the same way as "unassigned" (a PCIe unsupported request).
  */
-import { Counters } from "../trace/counters.js";
+import type { CounterCell, Counters } from "../trace/counters.js";
 import { EventBus } from "../trace/event-bus.js";
 import { createTranslation, type DmaAccess, type DmaRemapper, type DmaTranslation } from "./dma-remapper.js";
 import { DMA_OK, type DmaFaultKind, type DmaResult, dmaResultKind } from "./dma-result.js";
@@ -36,6 +36,8 @@ export class DmaPort {
   readonly #remapper: DmaRemapper;
   readonly #events: EventBus;
   readonly #counters: Counters;
+  readonly #readBytes: CounterCell;
+  readonly #writeBytes: CounterCell;
   /** The current run's translation and the look-ahead one; swapped, never reallocated. */
   #current: DmaTranslation = createTranslation();
   #next: DmaTranslation = createTranslation();
@@ -54,6 +56,8 @@ export class DmaPort {
     this.#remapper = remapper;
     this.#events = events;
     this.#counters = counters;
+    this.#readBytes = counters.cell("dma.port.read.bytes");
+    this.#writeBytes = counters.cell("dma.port.write.bytes");
   }
 
   /** The device reads memory at `busAddress` into `dst` (DMA to the device). */
@@ -81,7 +85,7 @@ export class DmaPort {
       ? this.#transfer(busAddress, buffer, access)
       : this.#fail("bus-master-disabled", busAddress, 0, 0, buffer, access);
     const moved = result.ok ? length : result.bytesDone;
-    this.#counters.add(access === "read" ? "dma.port.read.bytes" : "dma.port.write.bytes", moved);
+    (access === "read" ? this.#readBytes : this.#writeBytes).value += moved;
     if (!result.ok) this.#counters.add(`dma.port.${result.kind}`);
     if (this.#events.hasListeners("device.transfer")) {
       this.#events.emit("device.transfer", {
@@ -149,12 +153,12 @@ export class DmaPort {
    * bytes copied: fewer than `length` when the run leaves RAM.
    */
   #copy(physical: number, buffer: Uint8Array, offset: number, length: number, access: DmaAccess): number {
-    const ramEnd = this.#ramEnd(physical);
-    const n = Math.min(length, ramEnd - physical);
+    const n = this.#memory.isRam(physical, length)
+      ? length
+      : Math.min(length, this.#ramEnd(physical) - physical);
     if (n <= 0) return 0;
-    const view = buffer.subarray(offset, offset + n);
-    if (access === "read") this.#memory.read(physical, view);
-    else this.#memory.write(physical, view);
+    if (access === "read") this.#memory.readInto(physical, buffer, offset, n);
+    else this.#memory.writeFrom(physical, buffer, offset, n);
     return n;
   }
 

@@ -61,10 +61,17 @@ export class DmaErrorInjector implements DmaRemapper {
   /** Adds a rule; it applies from the next access on. */
   inject(rule: DmaErrorRule): InjectedDmaError {
     checkAddress(rule.address, "injected error address");
-    const length = checkLength(rule.length ?? 1, "injected error length", Number.MAX_SAFE_INTEGER - rule.address);
+    const length = checkLength(
+      rule.length ?? 1,
+      "injected error length",
+      Number.MAX_SAFE_INTEGER - rule.address,
+    );
     if (rule.requesterId !== undefined) checkRequesterId(rule.requesterId);
     if (rule.access !== undefined && rule.access !== "read" && rule.access !== "write") {
-      throw new PlatformError("out-of-range", `injected error access ${String(rule.access)} is neither read nor write`);
+      throw new PlatformError(
+        "out-of-range",
+        `injected error access ${String(rule.access)} is neither read nor write`,
+      );
     }
     if (rule.reason !== undefined) checkLength(rule.reason, "injected fault reason", 0xff);
     if (rule.times !== undefined) checkLength(rule.times, "injected error count");

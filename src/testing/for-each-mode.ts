@@ -10,6 +10,9 @@ import { describe } from "vitest";
 import { REMAPPING_MODES, type RemappingMode } from "../machine/machine-options.js";
 
 /** A `describe("remapping <mode>")` block per mode, in the order off, passthrough, strict, lazy. */
-export function forEachMode(body: (mode: RemappingMode) => void, modes: readonly RemappingMode[] = REMAPPING_MODES): void {
+export function forEachMode(
+  body: (mode: RemappingMode) => void,
+  modes: readonly RemappingMode[] = REMAPPING_MODES,
+): void {
   for (const mode of modes) describe(`remapping ${mode}`, () => body(mode));
 }

@@ -5,12 +5,19 @@
 import "reflect-metadata";
 import "./matchers.js";
 
+export { REMAPPING_MODES, type RemappingMode } from "../machine/machine-options.js";
 export { concatBytes, describeDifference, sameBytes, testBytes } from "./bytes.js";
 export { DmaErrorInjector, type DmaErrorRule, InjectedDmaError } from "./dma-error-injector.js";
 export { forEachMode } from "./for-each-mode.js";
 export { KernelAllocationTracker } from "./kernel-allocation-tracker.js";
 export { DEFAULT_IGNORED_OWNERS, type Leak, type LeakCheckOptions, LeakError } from "./leak-check.js";
-export { type DmaMatchers, describeFault, type ExpectedFault, dmaMatchers, type TransferredOptions } from "./matchers.js";
+export {
+  type DmaMatchers,
+  describeFault,
+  dmaMatchers,
+  type ExpectedFault,
+  type TransferredOptions,
+} from "./matchers.js";
 export {
   DEFAULT_SCRIPT,
   type DeviceDmaRecord,
@@ -43,4 +50,3 @@ export {
   testMachine,
 } from "./test-machine.js";
 export { verifierAvailable } from "./verifier-loader.js";
-export { REMAPPING_MODES, type RemappingMode } from "../machine/machine-options.js";

@@ -57,11 +57,19 @@ export class KernelAllocationTracker {
     const leaks: Leak[] = [];
     if (this.pool.size > 0) {
       const blocks = [...this.pool].map(([va, tag]) => `"${tag}" at ${formatAddress(va)}`);
-      leaks.push({ kind: "pool", count: this.pool.size, message: `${this.pool.size} pool block(s) not freed: ${list(blocks)}` });
+      leaks.push({
+        kind: "pool",
+        count: this.pool.size,
+        message: `${this.pool.size} pool block(s) not freed: ${list(blocks)}`,
+      });
     }
     if (this.mdls.size > 0) {
       const ids = [...this.mdls].map((mdl) => `MDL ${mdl.id} over ${formatAddress(mdl.virtualAddress)}`);
-      leaks.push({ kind: "mdls", count: this.mdls.size, message: `${this.mdls.size} MDL(s) not freed with IoFreeMdl: ${list(ids)}` });
+      leaks.push({
+        kind: "mdls",
+        count: this.mdls.size,
+        message: `${this.mdls.size} MDL(s) not freed with IoFreeMdl: ${list(ids)}`,
+      });
     }
     if (this.ioSpace.size > 0) {
       const maps = [...this.ioSpace].map(([va, bytes]) => `${bytes} bytes at ${formatAddress(va)}`);
@@ -89,5 +97,7 @@ function tagText(tag: string | number): string {
 }
 
 function list(items: readonly string[]): string {
-  return items.length <= 5 ? items.join(", ") : `${items.slice(0, 5).join(", ")} and ${items.length - 5} more`;
+  return items.length <= 5
+    ? items.join(", ")
+    : `${items.slice(0, 5).join(", ")} and ${items.length - 5} more`;
 }

@@ -36,7 +36,9 @@ export class LeakError extends Error {
     readonly leaks: readonly Leak[],
     context: string,
   ) {
-    super(`${context} did not give everything back:\n${leaks.map((leak) => `  - ${leak.message}`).join("\n")}`);
+    super(
+      `${context} did not give everything back:\n${leaks.map((leak) => `  - ${leak.message}`).join("\n")}`,
+    );
     this.name = "LeakError";
   }
 }

@@ -12,8 +12,8 @@
  * byte with its neighbours, changed frames with their owners) instead of a raw object diff.
  */
 import { expect } from "vitest";
-import { BugCheck } from "../hal/wdm/bug-check.js";
 import type { DmaBounceEvent } from "../hal/hal-events.js";
+import { BugCheck } from "../hal/wdm/bug-check.js";
 import { describeFaultReason } from "../iommu/fault-reason.js";
 import type { IommuFaultEvent } from "../iommu/iommu-events.js";
 import type { DmaAccess } from "../platform/dma-remapper.js";
@@ -93,20 +93,25 @@ function faultMatches(fault: IommuFaultEvent, expected: ExpectedFault): boolean 
 
 function faultsOf(received: unknown, matcher: string): readonly IommuFaultEvent[] {
   const faults = (received as FaultSource | undefined)?.iommuFaults;
-  if (!Array.isArray(faults)) throw new PlatformError("bad-handle", `${matcher} expects a TestMachine (something with iommuFaults)`);
+  if (!Array.isArray(faults))
+    throw new PlatformError("bad-handle", `${matcher} expects a TestMachine (something with iommuFaults)`);
   return faults;
 }
 
 function bouncesOf(received: unknown, matcher: string): readonly DmaBounceEvent[] {
   const bounces = (received as BounceSource | undefined)?.bounces;
-  if (!Array.isArray(bounces)) throw new PlatformError("bad-handle", `${matcher} expects a TestMachine (something with bounces)`);
+  if (!Array.isArray(bounces))
+    throw new PlatformError("bad-handle", `${matcher} expects a TestMachine (something with bounces)`);
   return bounces;
 }
 
 function bounceList(bounces: readonly DmaBounceEvent[]): string {
   const shown = bounces
     .slice(0, 8)
-    .map((b) => `\n    adapter ${b.adapter} ${b.direction} ${b.bytes} bytes at logical ${formatAddress(b.logicalAddress)}`);
+    .map(
+      (b) =>
+        `\n    adapter ${b.adapter} ${b.direction} ${b.bytes} bytes at logical ${formatAddress(b.logicalAddress)}`,
+    );
   return `${shown.join("")}${bounces.length > 8 ? `\n    ... ${bounces.length - 8} more` : ""}`;
 }
 
@@ -117,7 +122,8 @@ function bugCheckText(code: number, parameters: readonly (number | undefined)[])
 
 export const dmaMatchers = {
   toHaveTransferred(received: unknown, expected: Uint8Array, options: TransferredOptions = {}): Result {
-    if (!(received instanceof ScriptableDevice)) throw new PlatformError("bad-handle", "toHaveTransferred expects a ScriptableDevice");
+    if (!(received instanceof ScriptableDevice))
+      throw new PlatformError("bad-handle", "toHaveTransferred expects a ScriptableDevice");
     const actual = received.transferred(options.access, options.request);
     const pass = sameBytes(actual, expected);
     const scope = `${options.access === undefined ? "" : ` (${options.access}s only)`}${options.request === undefined ? "" : ` in request ${options.request}`}`;
@@ -135,7 +141,9 @@ export const dmaMatchers = {
     return {
       pass: faults.length === 0,
       message: () =>
-        faults.length === 0 ? "expected IOMMU faults, saw none" : `expected no IOMMU faults, saw ${faults.length}:${faultList(faults)}`,
+        faults.length === 0
+          ? "expected IOMMU faults, saw none"
+          : `expected no IOMMU faults, saw ${faults.length}:${faultList(faults)}`,
     };
   },
 
@@ -158,7 +166,9 @@ export const dmaMatchers = {
     return {
       pass: bounces.length === 0,
       message: () =>
-        bounces.length === 0 ? "expected bounce copies, saw none" : `expected no bounce copies, saw ${bounces.length}:${bounceList(bounces)}`,
+        bounces.length === 0
+          ? "expected bounce copies, saw none"
+          : `expected no bounce copies, saw ${bounces.length}:${bounceList(bounces)}`,
     };
   },
 
@@ -167,7 +177,8 @@ export const dmaMatchers = {
     const pass = bounces.length === times;
     return {
       pass,
-      message: () => `expected ${pass ? "not " : ""}${times} bounce copies, saw ${bounces.length}:${bounceList(bounces)}`,
+      message: () =>
+        `expected ${pass ? "not " : ""}${times} bounce copies, saw ${bounces.length}:${bounceList(bounces)}`,
     };
   },
 
@@ -197,7 +208,8 @@ export const dmaMatchers = {
   },
 
   toBeUnchanged(received: unknown): Result {
-    if (!(received instanceof MemorySnapshot)) throw new PlatformError("bad-handle", "toBeUnchanged expects a MemorySnapshot");
+    if (!(received instanceof MemorySnapshot))
+      throw new PlatformError("bad-handle", "toBeUnchanged expects a MemorySnapshot");
     const changed = received.changedFrames();
     const lines = changed
       .slice(0, 16)

@@ -184,12 +184,23 @@ export class ScriptableDevice extends PciDevice {
       );
     }
     const alignment = options.alignment ?? 1;
-    if (!Number.isSafeInteger(alignment) || alignment < 1 || 2 ** Math.round(Math.log2(alignment)) !== alignment) {
-      throw new PlatformError("out-of-range", `${name}: alignment ${String(alignment)} is not a power of two`);
+    if (
+      !Number.isSafeInteger(alignment) ||
+      alignment < 1 ||
+      2 ** Math.round(Math.log2(alignment)) !== alignment
+    ) {
+      throw new PlatformError(
+        "out-of-range",
+        `${name}: alignment ${String(alignment)} is not a power of two`,
+      );
     }
     this.addressBits = bits;
     this.scatterGather = options.scatterGather ?? true;
-    this.maxTransfer = checkLength(options.maxTransfer ?? DEFAULT_MAX_TRANSFER, `${name}: maximum transfer`, 2 ** 32 - 1);
+    this.maxTransfer = checkLength(
+      options.maxTransfer ?? DEFAULT_MAX_TRANSFER,
+      `${name}: maximum transfer`,
+      2 ** 32 - 1,
+    );
     this.alignment = alignment;
     this.#script = checkScript(options.script ?? DEFAULT_SCRIPT, name);
   }
@@ -208,7 +219,8 @@ export class ScriptableDevice extends PciDevice {
 
   /** The bytes a fromDevice transfer writes (until changed). */
   load(bytes: Uint8Array): this {
-    if (!(bytes instanceof Uint8Array)) throw new PlatformError("bad-length", `${this.name}: load needs a Uint8Array`);
+    if (!(bytes instanceof Uint8Array))
+      throw new PlatformError("bad-length", `${this.name}: load needs a Uint8Array`);
     this.#payload = bytes.slice();
     return this;
   }
@@ -370,7 +382,14 @@ export class ScriptableDevice extends PciDevice {
         return this.transferTime(bytes.length);
       }
       case "write":
-        this.#dma(request, "write", "script", action.address, this.busAddressOf(action.address), action.bytes);
+        this.#dma(
+          request,
+          "write",
+          "script",
+          action.address,
+          this.busAddressOf(action.address),
+          action.bytes,
+        );
         return this.transferTime(action.bytes.length);
       case "stall":
         return action.ns;
@@ -402,7 +421,14 @@ export class ScriptableDevice extends PciDevice {
       const length = toDevice ? segment.length : Math.min(segment.length, source!.length - done);
       if (length <= 0) break;
       const buffer = toDevice ? new Uint8Array(length) : source!.subarray(done, done + length);
-      const ok = this.#dma(request, toDevice ? "read" : "write", "transfer", segment.address, segment.busAddress, buffer);
+      const ok = this.#dma(
+        request,
+        toDevice ? "read" : "write",
+        "transfer",
+        segment.address,
+        segment.busAddress,
+        buffer,
+      );
       const { result } = this.accesses.at(-1)!;
       done += result.ok ? length : result.bytesDone;
       if (!ok) {
@@ -422,7 +448,9 @@ export class ScriptableDevice extends PciDevice {
     if (request.segments.length > 1 && !this.scatterGather) return ScriptableError.tooManySegments;
     const total = request.segments.reduce((sum, s) => sum + s.length, 0);
     if (total > this.maxTransfer) return ScriptableError.tooLong;
-    const misaligned = request.segments.some((s) => s.busAddress !== undefined && s.busAddress % this.alignment !== 0);
+    const misaligned = request.segments.some(
+      (s) => s.busAddress !== undefined && s.busAddress % this.alignment !== 0,
+    );
     return misaligned ? ScriptableError.misaligned : ScriptableError.none;
   }
 
@@ -484,14 +512,17 @@ function checkActions(actions: readonly ScriptAction[], name: string): readonly 
     };
     switch (action?.op) {
       case "transfer":
-        if (action.bytes !== undefined && !(action.bytes instanceof Uint8Array)) bad("needs bytes as a Uint8Array");
+        if (action.bytes !== undefined && !(action.bytes instanceof Uint8Array))
+          bad("needs bytes as a Uint8Array");
         break;
       case "read":
-        if (!Number.isSafeInteger(action.address) || action.address < 0) bad(`has a bad address ${formatAddress(action.address)}`);
+        if (!Number.isSafeInteger(action.address) || action.address < 0)
+          bad(`has a bad address ${formatAddress(action.address)}`);
         checkLength(action.length, `${name}: script read length`, 2 ** 30);
         break;
       case "write":
-        if (!Number.isSafeInteger(action.address) || action.address < 0) bad(`has a bad address ${formatAddress(action.address)}`);
+        if (!Number.isSafeInteger(action.address) || action.address < 0)
+          bad(`has a bad address ${formatAddress(action.address)}`);
         if (!(action.bytes instanceof Uint8Array)) bad("needs bytes as a Uint8Array");
         break;
       case "stall":

@@ -1,7 +1,8 @@
 /**
- * A kernel buffer a test hands to a driver: whole frames of its own owner, mapped into system
- * space, with a built MDL over the bytes the test asked for (what MmBuildMdlForNonPagedPool leaves),
- * ready to go into an IRP. Its own owner makes it exact in two places: a MemorySnapshot can except
+ * A kernel buffer a test hands to a driver: whole pages of nonpaged memory on frames of its own
+ * owner, with a built MDL over the bytes the test asked for (what MmBuildMdlForNonPagedPool
+ * leaves), ready to go into an IRP. Frames are scattered as pool pages are; a buffer with address
+ * bounds, or `contiguous`, is one physically contiguous run (MmAllocateContiguousMemory's way). Its own owner makes it exact in two places: a MemorySnapshot can except
  * just this buffer, and the leak check knows these frames are the kit's to free.
  */
 import type { FrameAllocator } from "../platform/frame-allocator.js";
@@ -16,11 +17,11 @@ export interface TestBufferOptions {
   readonly fill?: Uint8Array | number;
   /** Where the buffer starts in its first page (default 0): sub-page buffers share their pages. */
   readonly offset?: number;
-  /** All frames at or above this physical address (4 GiB: out of a 32-bit device's reach). */
+  /** All frames at or above this physical address (4 GiB: out of a 32-bit device's reach). Implies contiguous. */
   readonly minAddress?: number;
-  /** All frames at or below this physical address (inclusive). */
+  /** All frames at or below this physical address (inclusive). Implies contiguous. */
   readonly maxAddress?: number;
-  /** One physically contiguous run (default: frames scattered as pool pages are). */
+  /** One physically contiguous run (default: scattered frames). */
   readonly contiguous?: boolean;
 }
 
@@ -39,7 +40,7 @@ export class TestBuffer {
   readonly #kernel: KernelMemory;
   readonly #mm: MemoryManager;
   readonly #frames: FrameAllocator;
-  readonly #mappingVa: number;
+  readonly #allocationVa: number;
   #freed = false;
 
   constructor(
@@ -54,20 +55,28 @@ export class TestBuffer {
     const fill = options.fill ?? 0;
     if (typeof fill === "number") checkLength(fill, "test buffer fill byte", 0xff);
     else if (!(fill instanceof Uint8Array) || fill.length > length) {
-      throw new PlatformError("bad-length", `test buffer fill must be a Uint8Array of at most ${length} bytes`);
+      throw new PlatformError(
+        "bad-length",
+        `test buffer fill must be a Uint8Array of at most ${length} bytes`,
+      );
     }
     this.#kernel = services.kernel;
     this.#mm = services.mm;
     this.#frames = services.frames;
     this.owner = services.frames.registerOwner(name);
-    this.pfns = services.frames.allocate(Math.ceil((offset + length) / PAGE_SIZE), {
-      owner: this.owner,
-      contiguous: options.contiguous ?? false,
-      minAddress: options.minAddress,
-      maxAddress: options.maxAddress,
-    });
-    this.#mappingVa = services.kernel.mapPages(this.pfns, this.owner);
-    this.va = this.#mappingVa + offset;
+    const bytes = Math.ceil((offset + length) / PAGE_SIZE) * PAGE_SIZE;
+    const bounded = options.minAddress !== undefined || options.maxAddress !== undefined;
+    this.#allocationVa =
+      bounded || options.contiguous === true
+        ? services.kernel.allocateContiguous(bytes, {
+            owner: this.owner,
+            minAddress: options.minAddress,
+            maxAddress: options.maxAddress ?? Number.MAX_SAFE_INTEGER,
+            tag: "Test",
+          })
+        : services.kernel.allocateNonPaged(bytes, { owner: this.owner, tag: "Test" });
+    this.pfns = services.kernel.allocationAt(this.#allocationVa)!.pfns;
+    this.va = this.#allocationVa + offset;
     this.length = length;
     this.write(typeof fill === "number" ? new Uint8Array(length).fill(fill) : fill);
     this.mdl = services.mm.allocateMdl(this.va, length);
@@ -98,13 +107,16 @@ export class TestBuffer {
     return this.#kernel.physicalAddress(this.va + offset);
   }
 
-  /** Frees the MDL, the mapping and the frames. The kit calls it at teardown. */
+  /** Frees the MDL and the memory. The kit calls it at teardown. */
   free(): void {
     if (this.#freed) return;
-    if (this.mdl.locked) throw new PlatformError("bad-state", `test buffer ${this.#frames.ownerName(this.owner)}: its MDL is still locked`);
+    if (this.mdl.locked)
+      throw new PlatformError(
+        "bad-state",
+        `test buffer ${this.#frames.ownerName(this.owner)}: its MDL is still locked`,
+      );
     if (!this.mdl.freed) this.#mm.freeMdl(this.mdl);
-    this.#kernel.unmapPages(this.#mappingVa);
-    this.#frames.free(this.pfns, this.owner);
+    this.#kernel.free(this.#allocationVa);
     this.#freed = true;
   }
 

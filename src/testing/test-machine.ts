@@ -77,14 +77,15 @@ export interface SnapshotOptions {
   /** Buffers or frame owners (by name) whose memory may change. */
   readonly except?: readonly (TestBuffer | string)[];
   /**
-   * Also watch the machine's own DMA structures: IOMMU tables and the HAL's bounce, list and
-   * common-buffer pages, which change with every mapping (default false: they are excepted).
+   * Also watch what the machine writes as it works: IOMMU tables, the HAL's bounce, list and
+   * common-buffer pages, and the shared small-pool pages where the HAL's scatter/gather lists and
+   * drivers' own structures live (default false: they are excepted).
    */
   readonly includeMachine?: boolean;
 }
 
-/** Frame owners the machine itself writes as it maps (excepted from snapshots by default). */
-const MACHINE_OWNER = /^(iommu|hal\.)/;
+/** Frame owners the machine itself writes as it works (excepted from snapshots by default). */
+const MACHINE_OWNER = /^(iommu|hal\.|nonpaged-pool$)/;
 
 export class TestMachine {
   readonly machine: Machine;
@@ -102,7 +103,9 @@ export class TestMachine {
   constructor(options: TestMachineOptions = {}) {
     const { verifier, modules = [], leakCheck: _leakCheck, ...machineOptions } = options;
     const verifierModules =
-      verifier === undefined || verifier === false ? [] : [verifierModule(verifier === true ? undefined : verifier)];
+      verifier === undefined || verifier === false
+        ? []
+        : [verifierModule(verifier === true ? undefined : verifier)];
     this.options = options;
     this.machine = new Machine(machineOptions, [...verifierModules, injectorModule, ...modules]);
     const events = this.machine.events;
@@ -198,7 +201,10 @@ export class TestMachine {
     const node = this.node(device);
     if (node.fdo === undefined || node.state !== "started") {
       const why = node.problem === undefined ? "" : ` (problem ${ntStatusName(node.problem)})`;
-      throw new PlatformError("bad-state", `${device.name} has no started driver: its node is ${node.state}${why}`);
+      throw new PlatformError(
+        "bad-state",
+        `${device.name} has no started driver: its node is ${node.state}${why}`,
+      );
     }
     return node.fdo;
   }
@@ -341,10 +347,18 @@ export class TestMachine {
       ...this.#tracker.leaks(),
     ];
     if (this.scheduler.irql !== Irql.passive) {
-      leaks.push({ kind: "irql", count: 1, message: `the IRQL was left at ${this.scheduler.irql}, not PASSIVE_LEVEL` });
+      leaks.push({
+        kind: "irql",
+        count: 1,
+        message: `the IRQL was left at ${this.scheduler.irql}, not PASSIVE_LEVEL`,
+      });
     }
     if (this.scheduler.pending > 0) {
-      leaks.push({ kind: "scheduler", count: this.scheduler.pending, message: `${this.scheduler.pending} event(s) or DPC(s) still pending` });
+      leaks.push({
+        kind: "scheduler",
+        count: this.scheduler.pending,
+        message: `${this.scheduler.pending} event(s) or DPC(s) still pending`,
+      });
     }
     return leaks;
   }
@@ -368,7 +382,11 @@ export class TestMachine {
       }
     };
     if (this.scheduler.irql !== Irql.passive) {
-      problems.push({ kind: "irql", count: 1, message: `the IRQL was left at ${this.scheduler.irql}, not PASSIVE_LEVEL` });
+      problems.push({
+        kind: "irql",
+        count: 1,
+        message: `the IRQL was left at ${this.scheduler.irql}, not PASSIVE_LEVEL`,
+      });
       attempt("lowering the IRQL", () => this.scheduler.lowerIrql(Irql.passive));
     }
     attempt("running until idle", () => this.runUntilIdle());

@@ -4,9 +4,17 @@
  * buffers (scattered pool pages, or frames placed above 4 GiB).
  */
 import { AdapterObject } from "../../src/hal/adapter-object.js";
+import { Hal } from "../../src/hal/hal.js";
 import { RemapMapping } from "../../src/hal/remap-mapping.js";
+import {
+  type DEVICE_DESCRIPTION,
+  DEVICE_DESCRIPTION_VERSION2,
+  PCIBus,
+  zeroedDeviceDescription,
+} from "../../src/hal/wdm/device-description.js";
 import type { DEVICE_OBJECT } from "../../src/hal/wdm/device-object.js";
-import type { DMA_OPERATIONS } from "../../src/hal/wdm/dma-operations.js";
+import type { DMA_ADAPTER, DMA_OPERATIONS } from "../../src/hal/wdm/dma-operations.js";
+import { DISPATCH_LEVEL } from "../../src/hal/wdm/irql.js";
 import type { Iommu } from "../../src/iommu/iommu.js";
 import { Machine } from "../../src/machine/machine.js";
 import type { MachineOptions } from "../../src/machine/machine-options.js";
@@ -87,16 +95,7 @@ export class RemapRig {
   /** An adapter for `device`, opened on the remapping strategy as IoGetDmaAdapter would. */
   open(device: ProbeDevice, request: AdapterRequest = {}): AdapterObject {
     const bits = request.addressBits ?? 64;
-    const pdo = {
-      DriverObject: undefined,
-      DeviceExtension: undefined,
-      CurrentIrp: undefined,
-      AlignmentRequirement: 0,
-      Flags: 0,
-      NextDevice: undefined,
-      AttachedDevice: undefined,
-      DeviceObjectExtension: { requesterId: device.requesterId, external: request.external ?? false },
-    } satisfies DEVICE_OBJECT;
+    const pdo = deviceObject(device.requesterId, request.external ?? false);
     const adapter = new AdapterObject(
       this.#nextAdapter++,
       {} as DMA_OPERATIONS,
@@ -114,6 +113,32 @@ export class RemapRig {
     );
     this.remap.openAdapter(adapter);
     return adapter;
+  }
+
+  /** An adapter from the HAL's IoGetDmaAdapter (a VERSION2 64-bit S/G bus master unless overridden). */
+  ioGetDmaAdapter(
+    device: ProbeDevice,
+    overrides: Partial<DEVICE_DESCRIPTION> = {},
+  ): { adapter: DMA_ADAPTER; pdo: DEVICE_OBJECT } {
+    const pdo = deviceObject(device.requesterId, false);
+    const description: DEVICE_DESCRIPTION = {
+      ...zeroedDeviceDescription(),
+      Version: DEVICE_DESCRIPTION_VERSION2,
+      Master: true,
+      ScatterGather: true,
+      Dma64BitAddresses: true,
+      InterfaceType: PCIBus,
+      MaximumLength: 1024 * 1024,
+      ...overrides,
+    };
+    const adapter = this.machine.get(Hal).getDmaAdapter(pdo, description).Adapter;
+    if (adapter === undefined) throw new Error("IoGetDmaAdapter returned NULL");
+    return { adapter, pdo };
+  }
+
+  /** Runs `body` at DISPATCH_LEVEL, where GetScatterGatherList is called. */
+  atDispatch<T>(body: () => T): T {
+    return this.machine.scheduler.runAtIrql(DISPATCH_LEVEL, body);
   }
 
   /** A nonpaged buffer (frames scattered over RAM) filled with `fill`, and its built MDL. */
@@ -140,6 +165,20 @@ export class RemapRig {
     this.kernel.read(va, out);
     return out;
   }
+}
+
+/** A device object as the PnP manager makes for a PCI function (enough for the HAL). */
+export function deviceObject(requesterId: number | undefined, external: boolean): DEVICE_OBJECT {
+  return {
+    DriverObject: undefined,
+    DeviceExtension: undefined,
+    CurrentIrp: undefined,
+    AlignmentRequirement: 0,
+    Flags: 0,
+    NextDevice: undefined,
+    AttachedDevice: undefined,
+    DeviceObjectExtension: { requesterId, external },
+  };
 }
 
 export function pattern(length: number, seed: number): Uint8Array {

@@ -154,4 +154,45 @@ describe("RemapMapping transfers", () => {
     rig.remap.freeMapRegisters(file);
     expect(() => rig.remap.freeMapRegisters(file)).toThrow(PlatformError);
   });
+
+  it("through DMA_OPERATIONS: a fragmented buffer above 4 GiB is one element a 32-bit device uses", () => {
+    // 16 MiB of RAM below 4 GiB, the rest above: pool pages land above 4 GiB.
+    const rig = new RemapRig("lazy", { memory: 16 * GiB, mmioHoleStart: 16 * 1024 * 1024 });
+    const device = rig.plug();
+    const { adapter, pdo } = rig.ioGetDmaAdapter(device, {
+      Dma64BitAddresses: false,
+      Dma32BitAddresses: true,
+    });
+    const ops = adapter.DmaOperations;
+    const data = pattern(16 * PAGE_SIZE, 14);
+    const high = rig.buffer(16 * PAGE_SIZE, data);
+    const pfns = high.mdl.pfns;
+    expect(Math.min(...pfns) * PAGE_SIZE).toBeGreaterThanOrEqual(4 * GiB);
+    expect(pfns.every((pfn, i) => i === 0 || pfn === pfns[i - 1]! + 1)).toBe(false);
+    let elements: readonly { Address: number; Length: number }[] = [];
+    rig.atDispatch(() => {
+      const status = ops.GetScatterGatherList(
+        adapter,
+        pdo,
+        high.mdl,
+        high.va + 10,
+        16 * PAGE_SIZE - 20,
+        (_device, _irp, sgl) => {
+          elements = sgl.Elements;
+          const { result, bytes } = device.read(sgl.Elements[0]!.Address, sgl.Elements[0]!.Length);
+          expect(result.ok).toBe(true);
+          expect(sameBytes(bytes, data.subarray(10, 16 * PAGE_SIZE - 10))).toBe(true);
+          ops.PutScatterGatherList(adapter, sgl, true);
+        },
+        undefined,
+        true,
+      );
+      expect(status).toBe(0);
+    });
+    expect(elements).toHaveLength(1);
+    expect(elements[0]!.Address + elements[0]!.Length).toBeLessThanOrEqual(4 * GiB);
+    expect(
+      rig.machine.counters.get("hal.swiotlb.bounce") + rig.machine.counters.get("hal.bounce.bytes"),
+    ).toBe(0);
+  });
 });

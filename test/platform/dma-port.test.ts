@@ -199,8 +199,8 @@ describe("DmaPort", () => {
       },
     };
     const { memory, port } = rig(superpage);
-    const write = vi.spyOn(memory, "write");
-    const read = vi.spyOn(memory, "read");
+    const write = vi.spyOn(memory, "writeFrom");
+    const read = vi.spyOn(memory, "readInto");
     const src = pattern(MiB, 9);
     expect(port.write(0x1220_0000 + 4096, src)).toBe(DMA_OK);
     expect(write).toHaveBeenCalledTimes(1);
@@ -212,7 +212,7 @@ describe("DmaPort", () => {
 
   it("merges physically adjacent pages of the identity mapping into one copy", () => {
     const { memory, port } = rig();
-    const write = vi.spyOn(memory, "write");
+    const write = vi.spyOn(memory, "writeFrom");
     expect(port.write(BASE + 100, new Uint8Array(MiB))).toBe(DMA_OK);
     expect(write).toHaveBeenCalledTimes(1);
   });

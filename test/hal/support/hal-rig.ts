@@ -1,11 +1,14 @@
 /**
- * Test rig of the HAL dispatcher: a machine in any remapping mode, small bus-master devices that
- * do DMA through their port on demand, adapters from the Hal's IoGetDmaAdapter, and MDLs over
- * kernel buffers (scattered pool pages, frames placed above 4 GiB, or contiguous runs). Mode-
+ * Test rig of the HAL dispatcher: a machine in any remapping mode (8 GiB, of which only 64 MiB
+ * below 4 GiB, so that a test can push allocations above 4 GiB cheaply), small bus-master devices
+ * that do DMA through their port on demand, adapters from the Hal's IoGetDmaAdapter, and MDLs
+ * over kernel buffers (scattered pool pages, pages above 4 GiB, or contiguous runs). Mode-
  * independent tests take the mode as a parameter: `describe.each(HAL_MODES)`.
  */
-import type { DmaOperations } from "../../../src/hal/tokens.js";
+
 import { Hal } from "../../../src/hal/hal.js";
+import { BugCheck } from "../../../src/hal/wdm/bug-check.js";
+import type { DmaOperations } from "../../../src/hal/tokens.js";
 import {
   type DEVICE_DESCRIPTION,
   DEVICE_DESCRIPTION_VERSION2,
@@ -101,16 +104,18 @@ export class HalRig {
   readonly frames: FrameAllocator;
   readonly scheduler: Scheduler;
   readonly testOwner: number;
+  readonly #hogOwner: number;
   #devices = 0;
 
   constructor(options: MachineOptions = {}) {
-    this.machine = new Machine({ memory: 8 * GiB, remapping: "off", ...options });
+    this.machine = new Machine({ memory: 8 * GiB, mmioHoleStart: 64 * MiB, remapping: "off", ...options });
     this.hal = this.machine.get(Hal);
     this.kernel = this.machine.get(KernelMemory);
     this.mm = this.machine.get(MemoryManager);
     this.frames = this.machine.frames;
     this.scheduler = this.machine.scheduler;
     this.testOwner = this.frames.registerOwner("test");
+    this.#hogOwner = this.frames.registerOwner("test-hog");
   }
 
   /** The object bound to the DmaOperations token. */
@@ -131,7 +136,13 @@ export class HalRig {
     const pdo = deviceObject(device.requesterId, external);
     const result = this.hal.getDmaAdapter(pdo, description(overrides));
     if (result.Adapter === undefined) throw new Error("IoGetDmaAdapter returned NULL");
-    return { adapter: result.Adapter, ops: result.Adapter.DmaOperations, numberOfMapRegisters: result.NumberOfMapRegisters, device, pdo };
+    return {
+      adapter: result.Adapter,
+      ops: result.Adapter.DmaOperations,
+      numberOfMapRegisters: result.NumberOfMapRegisters,
+      device,
+      pdo,
+    };
   }
 
   /** Runs `body` at DISPATCH_LEVEL, as DPCs and most DMA routines do. */
@@ -146,11 +157,24 @@ export class HalRig {
     return { va, mdl: this.mdlFor(va, bytes) };
   }
 
-  /** A buffer of whole pages on frames in [minAddress, maxAddress], scattered, mapped into system space. */
-  pagesBuffer(pages: number, options: { minAddress?: number; maxAddress?: number; contiguous?: boolean } = {}): TestBuffer & { pfns: number[] } {
-    const pfns = this.frames.allocate(pages, { owner: this.testOwner, ...options });
-    const va = this.kernel.mapPages(pfns, this.testOwner);
-    return { va, mdl: this.mdlFor(va, pages * PAGE_SIZE), pfns };
+  /**
+   * `pages` pages of nonpaged pool whose frames all lie at or above 4 GiB (scattered there): the
+   * low frames are held by a hog while the pool allocates. Page multiples get frames of their own.
+   */
+  highBuffer(pages: number, fill?: Uint8Array): TestBuffer {
+    const hog = this.frames.allocate(this.frames.freeFrameCount("dma32"), { owner: this.#hogOwner, zone: "dma32" });
+    try {
+      return this.buffer(pages * PAGE_SIZE, fill);
+    } finally {
+      this.frames.free(hog, this.#hogOwner);
+    }
+  }
+
+  /** A physically contiguous buffer in [minAddress, maxAddress] (MmAllocateContiguousMemory). */
+  contiguousBuffer(bytes: number, maxAddress: number, minAddress = 0, fill?: Uint8Array): TestBuffer {
+    const va = this.kernel.allocateContiguous(bytes, { owner: this.testOwner, maxAddress, minAddress });
+    if (fill !== undefined) this.kernel.write(va, fill);
+    return { va, mdl: this.mdlFor(va, bytes) };
   }
 
   /** An MDL over [va, va + bytes) of mapped kernel memory, built for nonpaged pool. */
@@ -192,4 +216,15 @@ export function pattern(length: number, seed: number): Uint8Array {
 /** Byte equality without vitest's element-wise diff (slow on large arrays). */
 export function sameBytes(actual: Uint8Array, expected: Uint8Array): boolean {
   return Buffer.from(actual.buffer, actual.byteOffset, actual.length).equals(expected);
+}
+
+/** The BugCheck `body` throws; fails the test if it throws something else or nothing. */
+export function bugCheckOf(body: () => unknown): BugCheck {
+  try {
+    body();
+  } catch (error) {
+    if (error instanceof BugCheck) return error;
+    throw error;
+  }
+  throw new Error("expected a bug check, but the call returned");
 }

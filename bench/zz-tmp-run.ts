@@ -1,2 +1,0 @@
-import { run } from "./remap-bench.js";
-console.log(await run());
