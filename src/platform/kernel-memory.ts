@@ -266,7 +266,7 @@ export class KernelMemory {
     if (page === undefined) {
       const [pfn] = this.#frames.allocate(1, { owner: this.#poolOwner });
       const pageVa = this.#reserve(1, false);
-      this.#mappings.push({ va: pageVa, pfns: [pfn!], allocation: undefined });
+      this.#insertMapping({ va: pageVa, pfns: [pfn!], allocation: undefined });
       page = { va: pageVa, pfn: pfn!, granules: new Array(GRANULES).fill(undefined) };
       this.#smallPages.push(page);
       this.#smallPageAt.set(pageVa, page);
@@ -290,7 +290,7 @@ export class KernelMemory {
   #map(pfns: number[], size: number, owner: number, tag: string, kind: KernelAllocationKind): number {
     const va = this.#reserve(pfns.length, kind === "system-mapping");
     const allocation: KernelAllocation = { va, size, owner, tag, kind, pfns };
-    this.#mappings.push({ va, pfns, allocation });
+    this.#insertMapping({ va, pfns, allocation });
     this.#allocations.set(va, allocation);
     return va;
   }
@@ -304,6 +304,14 @@ export class KernelMemory {
     if (system) this.#nextSystemVa += bytes;
     else this.#nextPoolVa += bytes;
     return va;
+  }
+
+  /**
+   * Keeps #mappings sorted by VA: pool and system-mapping addresses grow in two separate ranges,
+   * so appending would interleave them and break the binary search.
+   */
+  #insertMapping(mapping: Mapping): void {
+    this.#mappings.splice(this.#mappingIndex(mapping.va) + 1, 0, mapping);
   }
 
   #unmap(va: number): void {

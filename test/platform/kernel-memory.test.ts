@@ -126,6 +126,24 @@ describe("KernelMemory", () => {
     expect(errorCode(() => kernel.mapPages([(5 * GiB) / PAGE_SIZE], owner))).toBe("not-owner");
   });
 
+  it("finds pool allocations made after a system mapping", () => {
+    const { kernel, frames, processes } = memoryFixture();
+    const owner = frames.registerOwner("mapper");
+    const user = processes.create("app").allocate(PAGE_SIZE);
+    const pfn = processes.processes[0]!.translate(user) / PAGE_SIZE;
+    const system = kernel.mapPages([pfn], owner);
+    const small = kernel.allocateNonPaged(40, { owner });
+    const large = kernel.allocateNonPaged(3 * PAGE_SIZE, { owner });
+    kernel.write(small, new Uint8Array([1, 2, 3]));
+    kernel.write(large + PAGE_SIZE, new Uint8Array([4, 5, 6]));
+    const seen = new Uint8Array(3);
+    kernel.read(small, seen);
+    expect([...seen]).toEqual([1, 2, 3]);
+    kernel.read(large + PAGE_SIZE, seen);
+    expect([...seen]).toEqual([4, 5, 6]);
+    expect(kernel.isMapped(system, PAGE_SIZE)).toBe(true);
+  });
+
   it("rejects bad sizes and owners without allocating", () => {
     const { kernel, frames } = memoryFixture();
     const owner = frames.registerOwner("x");
