@@ -4,13 +4,14 @@ import {
   forEachMode,
   type RemappingMode,
   ScriptableDevice,
+  type TestMachine,
   testBytes,
   testMachine,
 } from "../../src/testing/index.js";
 import sensorModule from "./drivers/sensor-module.js";
 
 /** A machine with the sensor driver loaded and a 32-bit scriptable device without scatter/gather. */
-function sensorMachine(remapping: RemappingMode) {
+function sensorMachine(remapping: RemappingMode): { t: TestMachine; sensor: ScriptableDevice } {
   const t = testMachine({ remapping, modules: [sensorModule] });
   const sensor = t.plug(new ScriptableDevice({ addressBits: 32, scatterGather: false }));
   t.loadDrivers();
