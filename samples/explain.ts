@@ -16,22 +16,22 @@ export function formatAddress(address: number): string {
   return `0x${groups.join("_")}`;
 }
 
-/** How device addresses are made in a mode, for a device that does (or does not) need bounce pages. */
+/** How device addresses are made in a mode, in a few words. */
 export function addressing(mode: RemappingMode): string {
   switch (mode) {
     case "off":
-      return "IOMMU off, logical = physical";
+      return "IOMMU off: logical = physical";
     case "passthrough":
-      return "identity domain, logical = physical";
+      return "passthrough: logical = physical";
     case "strict":
-      return "IOVAs in the adapter's domain, invalidated at each unmap";
+      return "strict: IOVAs, IOTLB invalidated at every unmap";
     case "lazy":
-      return "IOVAs in the adapter's domain, invalidations batched by the flush queue";
+      return "lazy: IOVAs, invalidations batched by the flush queue";
   }
 }
 
-export function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+export function plural(count: number, noun: string, nouns = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : nouns}`;
 }
 
 function trim(value: number): string {

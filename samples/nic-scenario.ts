@@ -64,7 +64,7 @@ export const nicScenario: ScenarioDefinition = {
       explain: (r) => {
         if (r.outcome === "ok") {
           const { lists, elements } = run.mapping;
-          return `${frames.length} frames (${formatBytes(total)}) out and back over loopback: ${plural(lists, "list")} of ${plural(elements, "element")}, ${plural(r.interrupts, "moderated interrupt")}; ${addressing(r.mode)}`;
+          return `${frames.length} frames (${formatBytes(total)}) out and back over loopback, ${plural(lists, "list")} (${plural(elements, "element")}), ${plural(r.interrupts, "moderated interrupt")}; ${addressing(r.mode)}`;
         }
         if (r.outcome === "blocked") {
           return `${plural(r.faults, "IOMMU fault")}: ${sent}/${frames.length} frames sent, ${received} received intact`;

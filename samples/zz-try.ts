@@ -1,8 +1,5 @@
 import "reflect-metadata";
-import { diskScenario } from "./disk-scenario.js";
-import { runScenario } from "./scenario-run.js";
-for (const mode of ["off", "passthrough", "strict", "lazy"] as const) {
-  const t = performance.now();
-  const r = runScenario(diskScenario, mode, {});
-  console.log(JSON.stringify({ ...r, changedFrames: r.changedFrames }), (performance.now() - t).toFixed(0), "ms");
-}
+import { runMatrix } from "./matrix.js";
+const t = performance.now();
+for (const r of runMatrix({})) console.log(r.driver.padEnd(9), r.mode.padEnd(12), r.outcome.padEnd(10), r.faults, r.bounces, r.bytes, r.iotlbMisses, r.error ?? "", "|", r.explanation);
+console.log((performance.now() - t).toFixed(0), "ms");

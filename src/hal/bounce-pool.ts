@@ -32,7 +32,8 @@ export class BouncePool {
     }
     this.base = base;
     this.pages = pages;
-    if (views.length !== pages) throw new PlatformError("out-of-range", `bounce pool needs ${pages} frame views`);
+    if (views.length !== pages)
+      throw new PlatformError("out-of-range", `bounce pool needs ${pages} frame views`);
     this.reach = reach;
     this.views = views;
     this.#used = new Uint8Array(pages);

@@ -307,7 +307,15 @@ export class DirectMapping implements DmaMappingStrategy {
       if (piece.bounced && !writeToDevice) {
         const from = Math.max(start, piece.offset);
         const to = Math.min(end, pieceEnd);
-        this.bounce(adapter, grant.pool, mdl, from, to - from, piece.logicalAddress + (from - piece.offset), false);
+        this.bounce(
+          adapter,
+          grant.pool,
+          mdl,
+          from,
+          to - from,
+          piece.logicalAddress + (from - piece.offset),
+          false,
+        );
       }
       grant.bytesMapped -= piece.length;
       this.announceUnmap(adapter, piece);

@@ -1024,7 +1024,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       Context,
       WriteToDevice,
       DmaCompletionRoutine,
-      WantScatterGatherList: true,
+      WantScatterGatherList: false,
       buffer: { va: ScatterGatherBuffer, length: ScatterGatherLength },
     });
     return { Status: result.status, ScatterGatherList: result.list };
@@ -1719,7 +1719,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     const synchronous = this.synchronousFlag(args.Flags);
     const routine = args.ExecutionRoutine;
     // Bus masters only: no completion routine. Without the flag a routine is mandatory and the
-    // list cannot be returned; with it and no routine, the list must be.
+    // list cannot be returned; with it and no routine, the list must be (Build: it is the buffer).
     if (
       context === undefined ||
       synchronous === undefined ||
@@ -1731,7 +1731,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     if (routine !== undefined && typeof routine !== "function") return invalid;
     if (
       (!synchronous && (routine === undefined || Boolean(args.WantScatterGatherList))) ||
-      (routine === undefined && !args.WantScatterGatherList)
+      (routine === undefined && !args.WantScatterGatherList && args.buffer === undefined)
     ) {
       return invalid;
     }

@@ -21,6 +21,7 @@ export {
 export {
   DEFAULT_SCRIPT,
   type DeviceDmaRecord,
+  MAX_DESCRIPTORS,
   type RegisterWrite,
   type Script,
   type ScriptAction,
@@ -49,4 +50,3 @@ export {
   type TestMachineOptions,
   testMachine,
 } from "./test-machine.js";
-export { verifierAvailable } from "./verifier-loader.js";

@@ -1,6 +1,7 @@
 /**
  * vitest matchers for DMA tests, registered with expect.extend when the kit is imported:
  *
+ *   expect(bytes).toEqualBytes(expected)             two Uint8Arrays hold the same bytes
  *   expect(device).toHaveTransferred(bytes)          a ScriptableDevice moved exactly these bytes
  *   expect(t).toHaveNoIommuFaults()                  a TestMachine saw no IOMMU fault ...
  *   expect(t).toHaveIommuFaults([{ requesterId, address, access, reason }])   ... or exactly these
@@ -43,6 +44,8 @@ export interface ExpectedFault {
 }
 
 export interface DmaMatchers<R = unknown> {
+  /** Fast on large arrays (one compare), and the message shows the first differing byte. */
+  toEqualBytes(expected: Uint8Array): R;
   toHaveTransferred(expected: Uint8Array, options?: TransferredOptions): R;
   toHaveNoIommuFaults(): R;
   toHaveIommuFaults(expected: readonly ExpectedFault[]): R;
@@ -121,6 +124,19 @@ function bugCheckText(code: number, parameters: readonly (number | undefined)[])
 }
 
 export const dmaMatchers = {
+  toEqualBytes(received: unknown, expected: Uint8Array): Result {
+    if (!(received instanceof Uint8Array))
+      throw new PlatformError("bad-handle", "toEqualBytes expects a Uint8Array");
+    const pass = sameBytes(received, expected);
+    return {
+      pass,
+      message: () =>
+        pass
+          ? `expected the ${expected.length} bytes to differ`
+          : `expected equal bytes: ${describeDifference(received, expected)}`,
+    };
+  },
+
   toHaveTransferred(received: unknown, expected: Uint8Array, options: TransferredOptions = {}): Result {
     if (!(received instanceof ScriptableDevice))
       throw new PlatformError("bad-handle", "toHaveTransferred expects a ScriptableDevice");

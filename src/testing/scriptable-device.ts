@@ -138,6 +138,8 @@ const MIN_ADDRESS_BITS = 24;
 /** Above this the simulator's bus addresses are not exact (and beyond any physical width). */
 const BUS_LIMIT = 2 ** 53;
 const DEFAULT_MAX_TRANSFER = 16 * 1024 * 1024;
+/** Longest descriptor list the device fetches (a wild COUNT must not become a wild allocation). */
+export const MAX_DESCRIPTORS = 4096;
 
 export class ScriptableDevice extends PciDevice {
   readonly addressBits: number;
@@ -338,8 +340,12 @@ export class ScriptableDevice extends PciDevice {
     });
   }
 
-  /** Reads the descriptor list; on failure the request has no segments and carries dmaFault. */
+  /** Reads the descriptor list; on failure the request has no segments and carries the error. */
   #fetchDescriptors(request: ScriptRequest): ScriptSegment[] {
+    if (request.count > MAX_DESCRIPTORS) {
+      request.error = ScriptableError.tooManySegments;
+      return [];
+    }
     const table = new Uint8Array(request.count * DESCRIPTOR_SIZE);
     if (!this.#dma(request, "read", "descriptors", request.address, request.busAddress, table)) {
       request.error = ScriptableError.dmaFault;

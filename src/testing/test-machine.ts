@@ -42,6 +42,8 @@ import type { Scheduler } from "../platform/scheduler.js";
 import { DmaRemapper } from "../platform/tokens.js";
 import type { Counters } from "../trace/counters.js";
 import type { Disposer, EventBus, MachineEventArgs, MachineEventName } from "../trace/event-bus.js";
+import { DmaVerifier } from "../verifier/dma-verifier.js";
+import { verifierModule } from "../verifier/verifier-module.js";
 import type { VerifierOptions } from "../verifier/verifier-options.js";
 import { DmaErrorInjector, type DmaErrorRule, type InjectedDmaError } from "./dma-error-injector.js";
 import { KernelAllocationTracker } from "./kernel-allocation-tracker.js";
@@ -55,12 +57,11 @@ import {
   ownerCounts,
 } from "./leak-check.js";
 import { TEST_BUFFER_OWNER, TestBuffer, type TestBufferOptions } from "./test-buffer.js";
-import { verifierModule } from "./verifier-loader.js";
 import "../hal/hal-events.js";
 import "../iommu/iommu-events.js";
 
 export interface TestMachineOptions extends MachineOptions {
-  /** Load the DMA verifier (true, or its options). Default off. */
+  /** Load the DMA verifier (src/verifier): true for bug check mode, or its options. Default off. */
   readonly verifier?: boolean | VerifierOptions;
   /** Driver packages and test doubles, loaded after the machine's own modules and the verifier. */
   readonly modules?: readonly ContainerModule[];
@@ -163,6 +164,17 @@ export class TestMachine {
 
   get hal(): Hal {
     return this.get(Hal);
+  }
+
+  /** The DMA verifier's violations and reports; only on a machine built with `verifier`. */
+  get verifier(): DmaVerifier {
+    if (!this.machine.container.isBound(DmaVerifier)) {
+      throw new PlatformError(
+        "bad-state",
+        "this test machine has no verifier: build it with { verifier: true }",
+      );
+    }
+    return this.get(DmaVerifier);
   }
 
   get disposed(): boolean {
@@ -402,7 +414,9 @@ export class TestMachine {
     if (leaks.length > 0) throw new LeakError(leaks, `the test machine (remapping ${this.mode})`);
   }
 
+  /** Unloads every driver; then the lines of the devices they drove must be disconnected. */
   #unloadDrivers(problems: Leak[]): void {
+    const driven = this.io.nodes.filter((node) => node.driver !== undefined).map((node) => node.requesterId);
     for (const driver of this.io.drivers) {
       if (this.io.unloadDriver(driver) !== STATUS_INVALID_DEVICE_REQUEST) continue;
       for (const node of this.io.nodes) if (node.driver === driver) this.io.removeDevice(node);
@@ -412,12 +426,13 @@ export class TestMachine {
         message: `${driver.DriverName} has no DriverUnload, so it cannot be unloaded (its devices were removed)`,
       });
     }
-    for (const device of this.pci.devices()) {
-      if (this.scheduler.isConnected(device.interruptLine)) {
+    for (const rid of driven) {
+      const device = this.pci.has(rid) ? this.pci.device(rid) : undefined;
+      if (device !== undefined && this.scheduler.isConnected(device.interruptLine)) {
         problems.push({
           kind: "interrupts",
           count: 1,
-          message: `interrupt line ${device.interruptLine} of ${device.name} is still connected (IoDisconnectInterrupt)`,
+          message: `interrupt line ${device.interruptLine} of ${device.name} is still connected after its driver left (IoDisconnectInterrupt)`,
         });
       }
     }

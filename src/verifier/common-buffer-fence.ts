@@ -75,22 +75,25 @@ export class CommonBufferFence {
 
   #checkIn(va: number, length: number, view: "cpu" | "memory"): FenceDamage | undefined {
     const head = this.#read(va - PAGE_SIZE, PAGE_SIZE, view);
-    const headAt = firstDifference(head, this.#head);
+    const headTag = firstDifference(head.subarray(PAGE_SIZE - TAG), FENCE_TAG);
+    if (headTag >= 0) {
+      const address = va - TAG + headTag;
+      return { subCode: Overrun.tagBefore, p3: length, p4: va, address, seenIn: view };
+    }
     const tailLength = this.#tailLength(length);
     const tail = this.#read(va + length, tailLength, view);
-    const tailAt = firstDifference(tail, this.#tail.subarray(0, tailLength));
-    if (headAt >= PAGE_SIZE - TAG) {
-      return { subCode: Overrun.tagBefore, p3: length, p4: va, address: va - PAGE_SIZE + headAt, seenIn: view };
+    const tailTag = firstDifference(tail.subarray(0, TAG), FENCE_TAG);
+    if (tailTag >= 0) {
+      return { subCode: Overrun.tagAfter, p3: length, p4: va, address: va + length + tailTag, seenIn: view };
     }
-    if (tailAt >= 0 && tailAt < TAG) {
-      return { subCode: Overrun.tagAfter, p3: length, p4: va, address: va + length + tailAt, seenIn: view };
-    }
-    if (headAt >= 0) {
-      const address = va - PAGE_SIZE + lastDifference(head, this.#head);
+    const headPadding = lastDifference(head.subarray(0, PAGE_SIZE - TAG), this.#head.subarray(0, PAGE_SIZE - TAG));
+    if (headPadding >= 0) {
+      const address = va - PAGE_SIZE + headPadding;
       return { subCode: Overrun.paddingBefore, p3: va, p4: address, address, seenIn: view };
     }
-    if (tailAt >= 0) {
-      const address = va + length + tailAt;
+    const tailPadding = firstDifference(tail.subarray(TAG), this.#tail.subarray(TAG, tailLength));
+    if (tailPadding >= 0) {
+      const address = va + length + TAG + tailPadding;
       return { subCode: Overrun.paddingAfter, p3: va, p4: address, address, seenIn: view };
     }
     return undefined;
@@ -108,21 +111,26 @@ export class CommonBufferFence {
   #read(va: number, length: number, view: "cpu" | "memory"): Uint8Array {
     const out = this.#scratch.subarray(0, length);
     if (view === "cpu") this.#kernel.read(va, out);
-    else this.#kernel.forEachPhysicalRun(va, length, (pa, done, run) => this.#memory.read(pa, out.subarray(done, done + run)));
+    else
+      this.#kernel.forEachPhysicalRun(va, length, (pa, done, run) =>
+        this.#memory.read(pa, out.subarray(done, done + run)),
+      );
     return out;
   }
 }
 
 /** Index of the first byte where `a` and `b` differ, -1 when equal (whole-array compare first). */
 function firstDifference(a: Uint8Array, b: Uint8Array): number {
-  if (Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length))) return -1;
+  if (Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length)))
+    return -1;
   let i = 0;
   while (a[i] === b[i]) i++;
   return i;
 }
 
-/** Index of the last byte where `a` and `b` differ (the one nearest the buffer, for a front fence). */
+/** Index of the last byte where `a` and `b` differ (the one nearest the buffer, for a front fence), -1 when equal. */
 function lastDifference(a: Uint8Array, b: Uint8Array): number {
+  if (firstDifference(a, b) < 0) return -1;
   let i = a.length - 1;
   while (i >= 0 && a[i] === b[i]) i--;
   return i;

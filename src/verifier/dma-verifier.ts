@@ -25,8 +25,8 @@ import type { DEVICE_OBJECT } from "../hal/wdm/device-object.js";
 import { CpuMemory } from "../platform/cpu-memory.js";
 import { KernelMemory } from "../platform/kernel-memory.js";
 import { formatAddress, PAGE_SIZE } from "../platform/page.js";
-import type { DeviceTransferEvent } from "../platform/platform-events.js";
 import { PhysicalMemory } from "../platform/physical-memory.js";
+import type { DeviceTransferEvent } from "../platform/platform-events.js";
 import { Counters } from "../trace/counters.js";
 import { EventBus } from "../trace/event-bus.js";
 import { AdapterLedger, type LogicalRange, type VerifiedCommonBuffer } from "./adapter-ledger.js";
@@ -128,6 +128,10 @@ export class DmaVerifier {
   /** The books of a verified adapter. */
   ledgerOf(adapter: unknown): AdapterLedger | undefined {
     return this.#ledgers.get(adapter as AdapterObject);
+  }
+
+  ledgerById(id: number): AdapterLedger | undefined {
+    return this.#byId.get(id);
   }
 
   /** `!dma`: one record per adapter the verifier watches, in IoGetDmaAdapter order. */
@@ -245,7 +249,11 @@ export class DmaVerifier {
    * Reports a violation under the mode of `ledger` (the default mode without one). Bug check
    * mode throws; log mode records and returns.
    */
-  violate(ledger: AdapterLedger | undefined, report: ViolationReport, mode = ledger?.mode ?? this.defaultMode): void {
+  violate(
+    ledger: AdapterLedger | undefined,
+    report: ViolationReport,
+    mode = ledger?.mode ?? this.defaultMode,
+  ): void {
     if (mode === "off") return;
     const name = verifierCodeName(report.code);
     this.#violationCount++;
@@ -254,8 +262,15 @@ export class DmaVerifier {
     const parameters: [number, number, number, number] = [report.code, report.p2, report.p3, report.p4];
     const allocations = report.allocations ?? [];
     if (mode === "bugcheck") {
-      const sites = allocations.map((site) => `\n  ${site.kind}: ${site.detail}${site.stack === "" ? "" : `\n    ${site.stack.split("\n")[0]}`}`);
-      throw new BugCheck(DRIVER_VERIFIER_DMA_VIOLATION, parameters, `${name}: ${report.explanation}${sites.join("")}`);
+      const sites = allocations.map(
+        (site) =>
+          `\n  ${site.kind}: ${site.detail}${site.stack === "" ? "" : `\n    ${site.stack.split("\n")[0]}`}`,
+      );
+      throw new BugCheck(
+        DRIVER_VERIFIER_DMA_VIOLATION,
+        parameters,
+        `${name}: ${report.explanation}${sites.join("")}`,
+      );
     }
     const keep = this.#violations.length < this.options.maxViolations;
     if (!keep && !this.#events.hasListeners("verifier.violation")) return;
@@ -376,7 +391,8 @@ function liveRanges(ledgers: readonly AdapterLedger[]): LogicalRange[] {
   for (const ledger of ledgers) {
     for (const file of ledger.mappedFiles()) for (const piece of file.pieces) ranges.push(...piece.logical);
     for (const list of ledger.lists.values()) {
-      for (const element of list.list.Elements) ranges.push({ address: element.Address, length: element.Length });
+      for (const element of list.list.Elements)
+        ranges.push({ address: element.Address, length: element.Length });
     }
     for (const buffer of ledger.buffers.values()) {
       ranges.push(

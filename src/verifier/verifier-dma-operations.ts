@@ -53,8 +53,8 @@ import {
 } from "../hal/wdm/io-allocation-action.js";
 import { DISPATCH_LEVEL, PASSIVE_LEVEL } from "../hal/wdm/irql.js";
 import {
-  type NTSTATUS,
   NT_SUCCESS,
+  type NTSTATUS,
   STATUS_INSUFFICIENT_RESOURCES,
   STATUS_INVALID_PARAMETER,
   STATUS_SUCCESS,
@@ -164,7 +164,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     if (ledger === DROP) return;
     const buffer = this.verifier.bufferAt(VirtualAddress);
     if (ledger !== undefined && buffer === undefined && ledger.freedBuffers.has(VirtualAddress)) {
-      const dropped = this.refuse(ledger, {
+      this.refuse(ledger, {
         member: "FreeCommonBuffer",
         code: VerifierCode.commonBufferDoubleFree,
         p2: 1,
@@ -172,14 +172,14 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
         p4: 0,
         explanation: `common buffer ${formatAddress(VirtualAddress)} of adapter ${ledger.id} freed a second time (${ledger.commonBuffers.allocated} allocated, ${ledger.commonBuffers.freed + 1} freed)`,
       });
-      if (dropped) return;
+      return;
     }
     if (buffer === undefined) {
       this.hal.FreeCommonBuffer(DmaAdapter, Length, LogicalAddress, VirtualAddress, CacheEnabled);
       return;
     }
-    const owner = this.verifier.ledgerOf(DmaAdapter) ?? ledger;
-    if (owner !== undefined && buffer.adapter === owner.id) this.verifier.checkFence(owner, buffer, "FreeCommonBuffer");
+    if (ledger !== undefined && buffer.adapter === ledger.id)
+      this.verifier.checkFence(ledger, buffer, "FreeCommonBuffer");
     const delta = buffer.fenced ? PAGE_SIZE : 0;
     this.hal.FreeCommonBuffer(
       DmaAdapter,
@@ -210,9 +210,11 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     ) {
       return forward(ExecutionRoutine);
     }
-    if (this.overMaximum(ledger, "AllocateAdapterChannel", NumberOfMapRegisters)) return forward(ExecutionRoutine);
+    if (this.overMaximum(ledger, "AllocateAdapterChannel", NumberOfMapRegisters))
+      return forward(ExecutionRoutine);
     const previous = this.deviceRequests.get(DeviceObject);
-    const waitBlockBusy = previous !== undefined && (previous.pending || (previous.ran && previous.ledger.channel === "running"));
+    const waitBlockBusy =
+      previous !== undefined && (previous.pending || (previous.ran && previous.ledger.channel === "running"));
     if (ledger.channelsOutstanding > 0 || waitBlockBusy) {
       const dropped = this.report(ledger, waitBlockBusy, {
         member: "AllocateAdapterChannel",
@@ -250,12 +252,12 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     if (this.unlocked(ledger, member, Mdl)) return false;
     const offset = CurrentVa - Mdl.virtualAddress;
     if (!Number.isSafeInteger(offset) || offset < 0 || offset >= Mdl.byteCount) {
-      if (this.addressNotInMdl(ledger, member, Mdl, CurrentVa)) return false;
-      return forward();
+      this.addressNotInMdl(ledger, member, Mdl, CurrentVa);
+      return false;
     }
     if (!isUlong(Length)) return forward();
     if (offset + Length > Mdl.byteCount) {
-      const dropped = this.refuse(ledger, {
+      this.refuse(ledger, {
         member,
         code: VerifierCode.miscellaneous,
         p2: 1,
@@ -263,8 +265,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
         p4: Length,
         explanation: `FlushAdapterBuffers of ${Length} bytes from ${formatAddress(CurrentVa)}, but only ${Mdl.byteCount - offset} bytes of MDL ${Mdl.id} are left there: flushing past the end of the map register file`,
       });
-      if (dropped) return false;
-      return forward();
+      return false;
     }
     const file = this.fileOf(ledger, MapRegisterBase);
     if (file === undefined || Length === 0) return forward();
@@ -272,7 +273,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     const segments: MdlSegment[] = [{ mdl: Mdl, currentVa: CurrentVa, length: Length }];
     this.checkFlush(ledger, member, file, segments, write, CurrentVa);
     const flushed = forward();
-    this.unmapped(ledger, file, segments, write);
+    this.unmapped(ledger, file, segments);
     this.verifier.checkFencesOf(ledger, member);
     return flushed;
   }
@@ -308,7 +309,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     const file = ledger.files.get(MapRegisterBase);
     if (file === undefined) {
       if (ledger.freedBases.has(MapRegisterBase)) {
-        const dropped = this.refuse(ledger, {
+        this.refuse(ledger, {
           member,
           code: VerifierCode.mapRegistersDoubleFree,
           p2: isUlong(NumberOfMapRegisters) ? NumberOfMapRegisters : 0,
@@ -316,13 +317,13 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
           p4: 0,
           explanation: `FreeMapRegisters of ${String(NumberOfMapRegisters)} registers already freed (adapter ${ledger.id}: ${ledger.mapRegisters.allocated} allocated, ${ledger.mapRegisters.freed} freed)`,
         });
-        if (dropped) return;
+        return;
       }
       forward();
       return;
     }
     if (isUlong(NumberOfMapRegisters) && NumberOfMapRegisters > file.count) {
-      const dropped = this.refuse(ledger, {
+      this.refuse(ledger, {
         member,
         code: VerifierCode.mapRegistersDoubleFree,
         p2: NumberOfMapRegisters - file.count,
@@ -330,7 +331,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
         p4: 0,
         explanation: `FreeMapRegisters(${NumberOfMapRegisters}) on MapRegisterBase #${file.id}, which holds ${file.count}: ${NumberOfMapRegisters - file.count} freed too many`,
       });
-      if (dropped) return;
+      return;
     }
     this.checkStillMapped(ledger, member, file);
     forward();
@@ -356,18 +357,23 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     if (this.unlocked(ledger, member, Mdl)) return failed;
     const offset = CurrentVa - Mdl.virtualAddress;
     if (!Number.isSafeInteger(offset) || offset < 0 || offset >= Mdl.byteCount) {
-      if (this.addressNotInMdl(ledger, member, Mdl, CurrentVa)) return failed;
-      return forward();
+      this.addressNotInMdl(ledger, member, Mdl, CurrentVa);
+      return failed;
     }
     if (!isUlong(Length)) return forward();
-    if (Length === 0 && this.zeroLength(ledger, member, Mdl)) return failed;
-    if (offset + Length > Mdl.byteCount && this.beyondMdl(ledger, member, Mdl, offset + Length - Mdl.byteCount)) {
+    if (Length === 0) {
+      this.zeroLength(ledger, member, Mdl);
+      return failed;
+    }
+    if (offset + Length > Mdl.byteCount) {
+      this.beyondMdl(ledger, member, Mdl, offset + Length - Mdl.byteCount);
       return failed;
     }
     const file = this.fileOf(ledger, MapRegisterBase);
-    if (file === undefined || Length === 0 || offset + Length > Mdl.byteCount) return forward();
+    if (file === undefined) return forward();
     const write = Boolean(WriteToDevice);
-    if (this.registersExhausted(ledger, member, file, spanPages(CurrentVa, Length), Length, false)) return failed;
+    if (this.registersExhausted(ledger, member, file, spanPages(CurrentVa, Length), Length, false))
+      return failed;
     const request: MappingRequest = { mdl: Mdl, offset, length: Length, writeToDevice: write };
     this.checkMapping(ledger, member, request);
     const result = forward();
@@ -401,11 +407,20 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     const ledger = this.enter(DmaAdapter, member);
     if (ledger === DROP) return STATUS_INVALID_PARAMETER;
     const forward = (routine: DRIVER_LIST_CONTROL): NTSTATUS =>
-      this.hal.GetScatterGatherList(DmaAdapter, DeviceObject, Mdl, CurrentVa, Length, routine, Context, WriteToDevice);
+      this.hal.GetScatterGatherList(
+        DmaAdapter,
+        DeviceObject,
+        Mdl,
+        CurrentVa,
+        Length,
+        routine,
+        Context,
+        WriteToDevice,
+      );
     if (ledger === undefined || !isLiveMdl(Mdl)) return forward(ExecutionRoutine);
     const request = this.listRange(ledger, member, Mdl, CurrentVa, Length, WriteToDevice);
     if (request === DROP) return STATUS_INVALID_PARAMETER;
-    if (request === undefined || typeof ExecutionRoutine !== "function" || !isDeviceObject(DeviceObject)) {
+    if (typeof ExecutionRoutine !== "function" || !isDeviceObject(DeviceObject)) {
       return forward(ExecutionRoutine);
     }
     const stack = this.verifier.stack();
@@ -415,7 +430,11 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     });
   }
 
-  PutScatterGatherList(DmaAdapter: DMA_ADAPTER, ScatterGather: SCATTER_GATHER_LIST, WriteToDevice: boolean): void {
+  PutScatterGatherList(
+    DmaAdapter: DMA_ADAPTER,
+    ScatterGather: SCATTER_GATHER_LIST,
+    WriteToDevice: boolean,
+  ): void {
     const member = "PutScatterGatherList";
     const ledger = this.enter(DmaAdapter, member);
     if (ledger === DROP) return;
@@ -447,7 +466,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
         code: VerifierCode.directionMismatch,
         p2: Number(record.writeToDevice),
         p3: Number(write),
-        p4: record.id,
+        p4: ScatterGather.Elements[0]?.Address ?? 0,
         explanation: `PutScatterGatherList(WriteToDevice ${write ? "TRUE" : "FALSE"}) of a list built with WriteToDevice ${record.writeToDevice ? "TRUE" : "FALSE"}: ${record.writeToDevice ? "the HAL copies bounced data back over the driver's buffer" : "bounced data the device wrote is never copied back"}`,
       });
     }
@@ -467,7 +486,11 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     Mdl: MDL | undefined,
     CurrentVa: PVOID,
     Length: number,
-  ): { readonly Status: NTSTATUS; readonly ScatterGatherListSize: number; readonly NumberOfMapRegisters: number } {
+  ): {
+    readonly Status: NTSTATUS;
+    readonly ScatterGatherListSize: number;
+    readonly NumberOfMapRegisters: number;
+  } {
     if (this.enter(DmaAdapter, "CalculateScatterGatherList") === DROP) {
       return { Status: STATUS_INVALID_PARAMETER, ScatterGatherListSize: 0, NumberOfMapRegisters: 0 };
     }
@@ -505,7 +528,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     if (ledger === undefined || !isLiveMdl(Mdl)) return forward(ExecutionRoutine);
     const request = this.listRange(ledger, member, Mdl, CurrentVa, Length, WriteToDevice);
     if (request === DROP) return STATUS_INVALID_PARAMETER;
-    if (request === undefined || typeof ExecutionRoutine !== "function" || !isDeviceObject(DeviceObject)) {
+    if (typeof ExecutionRoutine !== "function" || !isDeviceObject(DeviceObject)) {
       return forward(ExecutionRoutine);
     }
     const stack = this.verifier.stack();
@@ -650,7 +673,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
       typeof DmaTransferContext === "object" && DmaTransferContext !== null
         ? this.contexts.get(DmaTransferContext)
         : undefined;
-    if (cancelled && request !== undefined && request.pending) {
+    if (cancelled && request?.pending === true) {
       request.pending = false;
       request.ledger.pendingChannels--;
       this.contexts.delete(DmaTransferContext);
@@ -670,7 +693,11 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     ScatterGatherBufferLength: number,
     DmaCompletionRoutine: DMA_COMPLETION_ROUTINE | undefined,
     CompletionContext: unknown,
-  ): { readonly Status: NTSTATUS; readonly Length: number; readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined } {
+  ): {
+    readonly Status: NTSTATUS;
+    readonly Length: number;
+    readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined;
+  } {
     const member = "MapTransferEx";
     const failed = { Status: STATUS_INSUFFICIENT_RESOURCES, Length: 0, ScatterGatherList: undefined };
     const ledger = this.enter(DmaAdapter, member);
@@ -697,7 +724,16 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     if (this.unlockedChain(ledger, member, Mdl)) return failed;
     const file = this.fileOf(ledger, MapRegisterBase);
     if (file === undefined || !validChainRange(Mdl, Offset, Length)) return forward();
-    if (this.registersExhausted(ledger, member, file, chainMapRegisters(chainSegments(Mdl, Offset, Length)), Length, true)) {
+    if (
+      this.registersExhausted(
+        ledger,
+        member,
+        file,
+        chainMapRegisters(chainSegments(Mdl, Offset, Length)),
+        Length,
+        true,
+      )
+    ) {
       return failed;
     }
     const write = Boolean(WriteToDevice);
@@ -729,22 +765,30 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     WantScatterGatherList: boolean,
   ): { readonly Status: NTSTATUS; readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined } {
     const member = "GetScatterGatherListEx";
-    return this.listRequestEx(DmaAdapter, member, Mdl, Offset, Length, WriteToDevice, ExecutionRoutine, (routine) =>
-      this.hal.GetScatterGatherListEx(
-        DmaAdapter,
-        DeviceObject,
-        DmaTransferContext,
-        Mdl,
-        Offset,
-        Length,
-        Flags,
-        routine,
-        Context,
-        WriteToDevice,
-        DmaCompletionRoutine,
-        CompletionContext,
-        WantScatterGatherList,
-      ),
+    return this.listRequestEx(
+      DmaAdapter,
+      member,
+      Mdl,
+      Offset,
+      Length,
+      WriteToDevice,
+      ExecutionRoutine,
+      (routine) =>
+        this.hal.GetScatterGatherListEx(
+          DmaAdapter,
+          DeviceObject,
+          DmaTransferContext,
+          Mdl,
+          Offset,
+          Length,
+          Flags,
+          routine,
+          Context,
+          WriteToDevice,
+          DmaCompletionRoutine,
+          CompletionContext,
+          WantScatterGatherList,
+        ),
     );
   }
 
@@ -765,23 +809,31 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     CompletionContext: unknown,
   ): { readonly Status: NTSTATUS; readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined } {
     const member = "BuildScatterGatherListEx";
-    return this.listRequestEx(DmaAdapter, member, Mdl, Offset, Length, WriteToDevice, ExecutionRoutine, (routine) =>
-      this.hal.BuildScatterGatherListEx(
-        DmaAdapter,
-        DeviceObject,
-        DmaTransferContext,
-        Mdl,
-        Offset,
-        Length,
-        Flags,
-        routine,
-        Context,
-        WriteToDevice,
-        ScatterGatherBuffer,
-        ScatterGatherLength,
-        DmaCompletionRoutine,
-        CompletionContext,
-      ),
+    return this.listRequestEx(
+      DmaAdapter,
+      member,
+      Mdl,
+      Offset,
+      Length,
+      WriteToDevice,
+      ExecutionRoutine,
+      (routine) =>
+        this.hal.BuildScatterGatherListEx(
+          DmaAdapter,
+          DeviceObject,
+          DmaTransferContext,
+          Mdl,
+          Offset,
+          Length,
+          Flags,
+          routine,
+          Context,
+          WriteToDevice,
+          ScatterGatherBuffer,
+          ScatterGatherLength,
+          DmaCompletionRoutine,
+          CompletionContext,
+        ),
     );
   }
 
@@ -806,7 +858,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     const segments = chainSegments(Mdl, Offset, Length);
     this.checkFlush(ledger, member, file, segments, write, Mdl.virtualAddress + Offset);
     const status = forward();
-    if (NT_SUCCESS(status)) this.unmapped(ledger, file, segments, write);
+    if (NT_SUCCESS(status)) this.unmapped(ledger, file, segments);
     this.verifier.checkFencesOf(ledger, member);
     return status;
   }
@@ -825,7 +877,8 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     }
     if (ledger.channel !== "held" && this.channelNotHeld(ledger, member)) return;
     const file = ledger.channelFile;
-    if (AllocationAction === DeallocateObject && file !== undefined) this.checkStillMapped(ledger, member, file);
+    if (AllocationAction === DeallocateObject && file !== undefined)
+      this.checkStillMapped(ledger, member, file);
     this.hal.FreeAdapterObject(DmaAdapter, AllocationAction);
     if (AllocationAction === KeepObject) return;
     this.channelReleased(ledger);
@@ -847,7 +900,11 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     Flags: number,
     CacheType: MEMORY_CACHING_TYPE | undefined,
     PreferredNode: NODE_REQUIREMENT,
-  ): { readonly Status: NTSTATUS; readonly LogicalAddress: PHYSICAL_ADDRESS; readonly VirtualAddress: PVOID } {
+  ): {
+    readonly Status: NTSTATUS;
+    readonly LogicalAddress: PHYSICAL_ADDRESS;
+    readonly VirtualAddress: PVOID;
+  } {
     const ledger = this.enter(DmaAdapter, "AllocateDomainCommonBuffer");
     if (ledger === DROP) return { Status: STATUS_INVALID_PARAMETER, LogicalAddress: 0, VirtualAddress: 0 };
     let status: NTSTATUS = STATUS_SUCCESS;
@@ -964,7 +1021,11 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     return result;
   }
 
-  FreeCommonBufferFromVector(DmaAdapter: DMA_ADAPTER, VectorIn: DMA_COMMON_BUFFER_VECTOR, Index: number): void {
+  FreeCommonBufferFromVector(
+    DmaAdapter: DMA_ADAPTER,
+    VectorIn: DMA_COMMON_BUFFER_VECTOR,
+    Index: number,
+  ): void {
     const ledger = this.enter(DmaAdapter, "FreeCommonBufferFromVector");
     if (ledger === DROP) return;
     this.hal.FreeCommonBufferFromVector(DmaAdapter, VectorIn, Index);
@@ -986,7 +1047,8 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     const member = "CreateCommonBufferFromMdl";
     const ledger = this.enter(DmaAdapter, member);
     if (ledger === DROP) return { Status: STATUS_INVALID_PARAMETER, LogicalAddress: 0 };
-    if (ledger === undefined || !isLiveMdl(Mdl)) return this.hal.CreateCommonBufferFromMdl(DmaAdapter, Mdl, ExtendedConfigs);
+    if (ledger === undefined || !isLiveMdl(Mdl))
+      return this.hal.CreateCommonBufferFromMdl(DmaAdapter, Mdl, ExtendedConfigs);
     if (!Mdl.resident) {
       this.note(ledger, {
         member,
@@ -1061,9 +1123,12 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     const irql = this.scheduler.irql;
     let rule = 0;
     let level = 0;
-    if (member.irql === "passive" && irql !== PASSIVE_LEVEL) [rule, level] = [IrqlRule.mustEqual, PASSIVE_LEVEL];
-    else if (member.irql === "dispatch" && irql !== DISPATCH_LEVEL) [rule, level] = [IrqlRule.mustEqual, DISPATCH_LEVEL];
-    else if (member.irql === "at-most-dispatch" && irql > DISPATCH_LEVEL) [rule, level] = [IrqlRule.atMost, DISPATCH_LEVEL];
+    if (member.irql === "passive" && irql !== PASSIVE_LEVEL)
+      [rule, level] = [IrqlRule.mustEqual, PASSIVE_LEVEL];
+    else if (member.irql === "dispatch" && irql !== DISPATCH_LEVEL)
+      [rule, level] = [IrqlRule.mustEqual, DISPATCH_LEVEL];
+    else if (member.irql === "at-most-dispatch" && irql > DISPATCH_LEVEL)
+      [rule, level] = [IrqlRule.atMost, DISPATCH_LEVEL];
     if (rule === 0) return ledger;
     const dropped = this.refuse(ledger, {
       member: name,
@@ -1076,7 +1141,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     return dropped ? DROP : ledger;
   }
 
-  /** A violation the HAL would not survive: true when log mode drops the call. */
+  /** A violation the HAL would not survive: the caller drops the call (log mode) after it; always true. */
   private refuse(ledger: AdapterLedger, report: ViolationReport): boolean {
     this.verifier.violate(ledger, report);
     return true;
@@ -1138,7 +1203,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
   private beyondMdl(ledger: AdapterLedger, member: string, mdl: Mdl, overrun: number): boolean {
     return this.refuse(ledger, {
       member,
-      code: 0x24,
+      code: VerifierCode.insufficientBuffer,
       p2: overrun,
       p3: mdl.id,
       p4: 0,
@@ -1205,7 +1270,12 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
   private checkMapping(ledger: AdapterLedger, member: string, request: MappingRequest): void {
     for (const segment of chainSegments(request.mdl, request.offset, request.length)) {
       const offset = segment.currentVa - segment.mdl.virtualAddress;
-      const range = { mdl: segment.mdl, offset, length: segment.length, writeToDevice: request.writeToDevice };
+      const range = {
+        mdl: segment.mdl,
+        offset,
+        length: segment.length,
+        writeToDevice: request.writeToDevice,
+      };
       if (!this.coherent && !request.writeToDevice) this.checkCacheAlignment(ledger, member, segment);
       const other = this.verifier.inFlight.conflict(range);
       if (other === undefined) continue;
@@ -1279,7 +1349,8 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
       const start = segment.currentVa - segment.mdl.virtualAddress;
       const end = start + segment.length;
       for (const piece of file.pieces) {
-        if (piece.mdl !== segment.mdl || piece.offset >= end || piece.offset + piece.length <= start) continue;
+        if (piece.mdl !== segment.mdl || piece.offset >= end || piece.offset + piece.length <= start)
+          continue;
         overlapped++;
         covered += Math.min(end, piece.offset + piece.length) - Math.max(start, piece.offset);
         if (piece.offset < start || piece.offset + piece.length > end) partial ??= piece;
@@ -1329,8 +1400,8 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
       member,
       code: VerifierCode.freeMappedRegisters,
       p2: file.used,
-      p3: file.id,
-      p4: file.bytesMapped,
+      p3: file.bytesMapped,
+      p4: 0,
       explanation: `${member} frees MapRegisterBase #${file.id} while ${file.used} of its registers still map ${file.bytesMapped} bytes: FlushAdapterBuffers first`,
     });
   }
@@ -1371,7 +1442,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
   /**
    * Get/BuildScatterGatherList's range: CurrentVa in the first MDL (0x1F/1 before it, 0x1F/2
    * after it), a length (0x21), within the chain (0x24), resident (0x0E); then the checks the HAL
-   * survives. DROP: log mode drops the call; undefined: the HAL decides (its status).
+   * survives. DROP: log mode drops the call.
    */
   private listRange(
     ledger: AdapterLedger,
@@ -1380,12 +1451,12 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     currentVa: number,
     length: number,
     writeToDevice: boolean,
-  ): MappingRequest | undefined | typeof DROP {
+  ): MappingRequest | typeof DROP {
     if (this.unlockedChain(ledger, member, mdl)) return DROP;
     const offset = currentVa - mdl.virtualAddress;
     if (!Number.isSafeInteger(offset) || offset < 0 || offset >= mdl.byteCount) {
       const before = !Number.isSafeInteger(offset) || offset < 0;
-      const dropped = this.refuse(ledger, {
+      this.refuse(ledger, {
         member,
         code: VerifierCode.invalidBuffer,
         p2: before ? InvalidBuffer.vaBeforeMdl : InvalidBuffer.vaAfterMdl,
@@ -1393,11 +1464,17 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
         p4: mdl.id,
         explanation: `${member}: CurrentVa ${formatAddress(currentVa)} is ${before ? "before" : "after"} the first MDL (${mdl.id}: ${formatAddress(mdl.virtualAddress)}+${mdl.byteCount})`,
       });
-      return dropped ? DROP : undefined;
+      return DROP;
     }
-    if (!isUlong(length) || length === 0) return this.zeroLength(ledger, member, mdl) ? DROP : undefined;
+    if (!isUlong(length) || length === 0) {
+      this.zeroLength(ledger, member, mdl);
+      return DROP;
+    }
     const total = chainLength(mdl);
-    if (offset + length > total) return this.beyondMdl(ledger, member, mdl, offset + length - total) ? DROP : undefined;
+    if (offset + length > total) {
+      this.beyondMdl(ledger, member, mdl, offset + length - total);
+      return DROP;
+    }
     const request: MappingRequest = { mdl, offset, length, writeToDevice: Boolean(writeToDevice) };
     this.overMaximum(ledger, member, chainMapRegisters(chainSegments(mdl, offset, length)));
     this.checkMapping(ledger, member, request);
@@ -1412,18 +1489,28 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     Length: number,
     WriteToDevice: boolean,
     ExecutionRoutine: DRIVER_LIST_CONTROL | undefined,
-    forward: (
-      routine: DRIVER_LIST_CONTROL | undefined,
-    ) => { readonly Status: NTSTATUS; readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined },
+    forward: (routine: DRIVER_LIST_CONTROL | undefined) => {
+      readonly Status: NTSTATUS;
+      readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined;
+    },
   ): { readonly Status: NTSTATUS; readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined } {
     const ledger = this.enter(DmaAdapter, member);
     if (ledger === DROP) return { Status: STATUS_INVALID_PARAMETER, ScatterGatherList: undefined };
     if (ledger === undefined || !isLiveMdl(Mdl)) return forward(ExecutionRoutine);
-    if (this.unlockedChain(ledger, member, Mdl)) return { Status: STATUS_INVALID_PARAMETER, ScatterGatherList: undefined };
-    if (!validChainRange(Mdl, Offset, Length) || (ExecutionRoutine !== undefined && typeof ExecutionRoutine !== "function")) {
+    if (this.unlockedChain(ledger, member, Mdl))
+      return { Status: STATUS_INVALID_PARAMETER, ScatterGatherList: undefined };
+    if (
+      !validChainRange(Mdl, Offset, Length) ||
+      (ExecutionRoutine !== undefined && typeof ExecutionRoutine !== "function")
+    ) {
       return forward(ExecutionRoutine);
     }
-    const request: MappingRequest = { mdl: Mdl, offset: Offset, length: Length, writeToDevice: Boolean(WriteToDevice) };
+    const request: MappingRequest = {
+      mdl: Mdl,
+      offset: Offset,
+      length: Length,
+      writeToDevice: Boolean(WriteToDevice),
+    };
     this.overMaximum(ledger, member, chainMapRegisters(chainSegments(Mdl, Offset, Length)));
     this.checkMapping(ledger, member, request);
     const stack = this.verifier.stack();
@@ -1450,7 +1537,11 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
 
   // ------------------------------------------------------------------ books
 
-  private channelRequest(ledger: AdapterLedger, deviceObject: DEVICE_OBJECT, registers: number): ChannelRequest {
+  private channelRequest(
+    ledger: AdapterLedger,
+    deviceObject: DEVICE_OBJECT,
+    registers: number,
+  ): ChannelRequest {
     return { ledger, stack: this.verifier.stack(), registers, deviceObject, pending: false, ran: false };
   }
 
@@ -1558,7 +1649,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
   }
 
   /** The flush took pieces down: as the HAL does (remapping: pieces inside the range; bounce path: every piece it touches). */
-  private unmapped(ledger: AdapterLedger, file: VerifiedFile, segments: readonly MdlSegment[], write: boolean): void {
+  private unmapped(ledger: AdapterLedger, file: VerifiedFile, segments: readonly MdlSegment[]): void {
     const touching = !ledger.adapter.strategy.remapping;
     const kept: MappedPiece[] = [];
     for (const piece of file.pieces) {
@@ -1577,7 +1668,6 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
       file.bytesMapped -= piece.length;
       this.verifier.inFlight.remove(piece);
     }
-    void write;
     file.pieces.length = 0;
     file.pieces.push(...kept);
     if (kept.length === 0) {
@@ -1586,7 +1676,12 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     }
   }
 
-  private listGranted(ledger: AdapterLedger, request: MappingRequest, list: SCATTER_GATHER_LIST, stack: string): void {
+  private listGranted(
+    ledger: AdapterLedger,
+    request: MappingRequest,
+    list: SCATTER_GATHER_LIST,
+    stack: string,
+  ): void {
     const segments = chainSegments(request.mdl, request.offset, request.length);
     const ranges: InFlightRange[] = segments.map((segment) => ({
       mdl: segment.mdl,
@@ -1596,7 +1691,9 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
       adapter: ledger.id,
     }));
     for (const range of ranges) this.verifier.inFlight.add(range);
-    const registers = ledger.adapter.strategy.needsMapRegisters(ledger.adapter) ? chainMapRegisters(segments) : 0;
+    const registers = ledger.adapter.strategy.needsMapRegisters(ledger.adapter)
+      ? chainMapRegisters(segments)
+      : 0;
     ledger.lists.set(list, {
       id: this.verifier.serial(),
       list,
@@ -1665,17 +1762,12 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
   }
 
   private forgetBuffer(buffer: VerifiedCommonBuffer): void {
-    const owner = [...this.ownerLedgers(buffer)][0];
     this.verifier.removeBuffer(buffer.virtualAddress);
+    const owner = this.verifier.ledgerById(buffer.adapter);
     if (owner === undefined) return;
     owner.buffers.delete(buffer.virtualAddress);
     owner.freedBuffers.add(buffer.virtualAddress);
     owner.commonBuffers.freed++;
-  }
-
-  private *ownerLedgers(buffer: VerifiedCommonBuffer): Iterable<AdapterLedger> {
-    const ledger = this.verifier.ledgerById(buffer.adapter);
-    if (ledger !== undefined) yield ledger;
   }
 }
 

@@ -61,7 +61,10 @@ export function resolveVerifierOptions(options: VerifierOptions = {}): ResolvedV
   const drivers = new Map<string, VerifierMode | "off">();
   for (const [name, value] of Object.entries(options.drivers ?? {})) {
     if (value !== "off" && !MODES.includes(value)) {
-      throw new PlatformError("out-of-range", `verifier mode ${String(value)} for driver ${name} is not "bugcheck", "log" or "off"`);
+      throw new PlatformError(
+        "out-of-range",
+        `verifier mode ${String(value)} for driver ${name} is not "bugcheck", "log" or "off"`,
+      );
     }
     drivers.set(name.toLowerCase(), value);
   }
@@ -70,7 +73,10 @@ export function resolveVerifierOptions(options: VerifierOptions = {}): ResolvedV
   }
   const maxViolations = options.maxViolations ?? 10_000;
   if (!Number.isSafeInteger(maxViolations) || maxViolations < 1) {
-    throw new PlatformError("out-of-range", `verifier maxViolations ${String(maxViolations)} must be a positive integer`);
+    throw new PlatformError(
+      "out-of-range",
+      `verifier maxViolations ${String(maxViolations)} must be a positive integer`,
+    );
   }
   return {
     mode,

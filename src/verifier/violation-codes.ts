@@ -32,6 +32,7 @@ export const VerifierCode = {
   flushNeverMapped: 0x20,
   zeroLengthMap: 0x21,
   notSystemMapped: 0x22,
+  insufficientBuffer: 0x24,
   unknownDescriptionVersion: 0x25,
   iommuViolation: 0x26,
   // ---- dma-debug checks (not Windows codes) ----
@@ -60,7 +61,8 @@ export const Overrun = {
 export const InvalidBuffer = {
   vaBeforeMdl: 1,
   vaAfterMdl: 2,
-  lengthBeyondMdl: 3,
+  vaNotCacheAligned: 4,
+  lengthNotCacheAligned: 5,
 } as const;
 
 /** Sub-codes of 0x13 (p2): the IRQL must equal p3 / must not exceed p3. */
@@ -94,6 +96,7 @@ export const VERIFIER_CODE_NAMES: Readonly<Record<number, string>> = {
   [VerifierCode.flushNeverMapped]: "flush of map registers never mapped",
   [VerifierCode.zeroLengthMap]: "zero-length map",
   [VerifierCode.notSystemMapped]: "DMA buffer not mapped in system space",
+  [VerifierCode.insufficientBuffer]: "length runs past the end of the buffer",
   [VerifierCode.unknownDescriptionVersion]: "unknown DEVICE_DESCRIPTION version",
   [VerifierCode.iommuViolation]: "IOMMU detected DMA violation",
   [VerifierCode.directionMismatch]: "direction mismatch between map and unmap",

@@ -7,21 +7,10 @@ import { DiskController } from "../../src/devices/disk-controller.js";
 import { type DiskImage, FileDiskImage } from "../../src/devices/disk-image.js";
 import { MemoryDiskImage } from "../../src/devices/memory-disk-image.js";
 import { NvmeCsts, NvmeOpcode, NvmeRegister, NvmeStatus } from "../../src/devices/nvme-registers.js";
+import { FaultReason } from "../../src/iommu/fault-reason.js";
 import { GiB, MiB, PAGE_SIZE } from "../../src/platform/page.js";
-import {
-  countInterrupts,
-  FAULT_NO_READ,
-  FaultingRemapper,
-  makeRig,
-  mmioRead,
-  mmioWrite,
-  mmioWrite64,
-  pattern,
-  plug,
-  type Rig,
-  readMemory,
-  sameBytes,
-} from "./device-rig.js";
+import { type TestMachine, testBytes } from "../../src/testing/index.js";
+import { countInterrupts, makeRig, plug } from "./device-rig.js";
 
 const SQ = 0x10_0000;
 const CQ = 0x10_8000;
@@ -51,15 +40,15 @@ class NvmeHarness {
   nextCid = 1;
 
   constructor(
-    readonly rig: Rig,
+    readonly rig: TestMachine,
     readonly disk: DiskController,
     readonly sqSize = 8,
     readonly cqSize = 8,
   ) {
-    mmioWrite(rig, disk, NvmeRegister.aqa, ((cqSize - 1) << 16) | (sqSize - 1));
-    mmioWrite64(rig, disk, NvmeRegister.asqLow, SQ);
-    mmioWrite64(rig, disk, NvmeRegister.acqLow, CQ);
-    mmioWrite(rig, disk, NvmeRegister.cc, 1 | (6 << 16) | (4 << 20));
+    rig.mmioWrite(disk, NvmeRegister.aqa, ((cqSize - 1) << 16) | (sqSize - 1));
+    rig.mmioWrite64(disk, NvmeRegister.asqLow, SQ);
+    rig.mmioWrite64(disk, NvmeRegister.acqLow, CQ);
+    rig.mmioWrite(disk, NvmeRegister.cc, 1 | (6 << 16) | (4 << 20));
   }
 
   /** Writes the command at the SQ tail; rings the doorbell unless told not to. Returns its id. */
@@ -80,14 +69,14 @@ class NvmeHarness {
   }
 
   ring(): void {
-    mmioWrite(this.rig, this.disk, NvmeRegister.sq0Tail, this.sqTail);
+    this.rig.mmioWrite(this.disk, NvmeRegister.sq0Tail, this.sqTail);
   }
 
   /** Consumes every new completion (phase tag = expected phase), then rings the CQ head doorbell. */
   reap(): Completion[] {
     const out: Completion[] = [];
     for (;;) {
-      const view = new DataView(readMemory(this.rig, CQ + this.cqHead * 16, 16).buffer);
+      const view = new DataView(this.rig.readPhysical(CQ + this.cqHead * 16, 16).buffer);
       const dw3 = view.getUint32(12, true);
       if (((dw3 >>> 16) & 1) !== this.phase) break;
       out.push({ cid: dw3 & 0xffff, status: (dw3 >>> 17) & 0xff, sqHead: view.getUint32(8, true) & 0xffff });
@@ -97,7 +86,7 @@ class NvmeHarness {
         this.phase ^= 1;
       }
     }
-    if (out.length > 0) mmioWrite(this.rig, this.disk, NvmeRegister.cq0Head, this.cqHead);
+    if (out.length > 0) this.rig.mmioWrite(this.disk, NvmeRegister.cq0Head, this.cqHead);
     return out;
   }
 
@@ -122,7 +111,7 @@ function setU64(view: DataView, offset: number, value: number): void {
  * building a PRP list at `listAddress` (which may sit near the end of a page, forcing a chain).
  */
 function prpsFor(
-  rig: Rig,
+  rig: TestMachine,
   length: number,
   offset: number,
   seed: number,
@@ -157,7 +146,7 @@ function prpsFor(
 }
 
 /** Copies `data` into (or out of) the scattered buffer described by `pages` and `offset`. */
-function scatter(rig: Rig, pages: number[], offset: number, data: Uint8Array): void {
+function scatter(rig: TestMachine, pages: number[], offset: number, data: Uint8Array): void {
   let done = 0;
   pages.forEach((page, i) => {
     const start = i === 0 ? offset : 0;
@@ -167,13 +156,13 @@ function scatter(rig: Rig, pages: number[], offset: number, data: Uint8Array): v
   });
 }
 
-function gather(rig: Rig, pages: number[], offset: number, length: number): Uint8Array {
+function gather(rig: TestMachine, pages: number[], offset: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
   let done = 0;
   pages.forEach((page, i) => {
     const start = i === 0 ? offset : 0;
     const n = Math.min(PAGE_SIZE - start, length - done);
-    out.set(readMemory(rig, page + start, n), done);
+    out.set(rig.readPhysical(page + start, n), done);
     done += n;
   });
   return out;
@@ -200,10 +189,10 @@ describe("DiskController (NVMe-like)", () => {
     const disk = plug(rig, new DiskController(image));
     const irq = countInterrupts(rig, disk);
     const nvme = new NvmeHarness(rig, disk);
-    expect(mmioRead(rig, disk, NvmeRegister.csts) & NvmeCsts.ready).toBe(NvmeCsts.ready);
+    expect(rig.mmioRead(disk, NvmeRegister.csts) & NvmeCsts.ready).toBe(NvmeCsts.ready);
 
     const blocks = 80;
-    const data = pattern(blocks * 512, 42);
+    const data = testBytes(blocks * 512, 42);
     const slba = image.sectorCount - 100;
     // PRP1 starts 0x200 into its page; the list starts 4 entries before its page end: it chains.
     const source = prpsFor(rig, data.length, 0x200, 1, LISTS + PAGE_SIZE - 32);
@@ -216,12 +205,12 @@ describe("DiskController (NVMe-like)", () => {
       prp2: source.prp2,
     });
     expect(written.status).toBe(NvmeStatus.success);
-    expect(sameBytes(sectorsOf(image, slba, blocks), data)).toBe(true);
+    expect(sectorsOf(image, slba, blocks)).toEqualBytes(data);
 
     const target = prpsFor(rig, data.length, 0, 2, LISTS + 8 * PAGE_SIZE);
     const read = nvme.run({ opcode: NvmeOpcode.read, slba, blocks, prp1: target.prp1, prp2: target.prp2 });
     expect(read.status).toBe(NvmeStatus.success);
-    expect(sameBytes(gather(rig, target.pages, 0, data.length), data)).toBe(true);
+    expect(gather(rig, target.pages, 0, data.length)).toEqualBytes(data);
     expect(irq.count).toBe(2);
     expect(disk.stats).toMatchObject({ commands: 2, bytesRead: data.length, bytesWritten: data.length });
 
@@ -236,7 +225,7 @@ describe("DiskController (NVMe-like)", () => {
     const image = new MemoryDiskImage(16 * MiB);
     const disk = plug(rig, new DiskController(image));
     const nvme = new NvmeHarness(rig, disk);
-    const data = pattern(6000, 5);
+    const data = testBytes(6000, 5);
     const padded = new Uint8Array(6144);
     padded.set(data);
     const source = prpsFor(rig, padded.length, 0x800, 3);
@@ -261,7 +250,7 @@ describe("DiskController (NVMe-like)", () => {
           const image = new MemoryDiskImage(64 * MiB);
           const disk = plug(rig, new DiskController(image));
           const nvme = new NvmeHarness(rig, disk);
-          const data = pattern(blocks * 512, blocks + slba);
+          const data = testBytes(blocks * 512, blocks + slba);
           const offset = offsetDwords * 4;
           const source = prpsFor(rig, data.length, offset, 1, LISTS + listSlot * 8);
           scatter(rig, source.pages, offset, data);
@@ -272,7 +261,7 @@ describe("DiskController (NVMe-like)", () => {
           expect(nvme.run({ opcode: NvmeOpcode.read, slba, blocks, ...target }).status).toBe(
             NvmeStatus.success,
           );
-          expect(sameBytes(gather(rig, target.pages, 0, data.length), data)).toBe(true);
+          expect(gather(rig, target.pages, 0, data.length)).toEqualBytes(data);
         },
       ),
       { numRuns: 40 },
@@ -325,22 +314,21 @@ describe("DiskController (NVMe-like)", () => {
 });
 
 describe("DiskController DMA failures", () => {
-  function failing(block: (r: FaultingRemapper, pages: number[]) => void) {
-    const remapper = new FaultingRemapper();
-    const rig = makeRig({ remapper });
+  function failing(block: (rig: TestMachine, pages: number[]) => void) {
+    const rig = makeRig();
     const image = new MemoryDiskImage(MiB);
     const disk = plug(rig, new DiskController(image));
     const irq = countInterrupts(rig, disk);
     const nvme = new NvmeHarness(rig, disk);
-    const data = pattern(16 * 1024, 9);
+    const data = testBytes(16 * 1024, 9);
     const buffer = prpsFor(rig, data.length, 0, 1);
     scatter(rig, buffer.pages, 0, data);
-    block(remapper, buffer.pages);
+    block(rig, buffer.pages);
     return { rig, image, disk, irq, nvme, data, buffer };
   }
 
   it("completes a write whose data page faults with Data Transfer Error and leaves the medium alone", () => {
-    const t = failing((r, pages) => r.block(pages[2]!));
+    const t = failing((rig, pages) => rig.injectDmaError({ address: pages[2]! }));
     const done = t.nvme.run({
       opcode: NvmeOpcode.write,
       slba: 0,
@@ -353,12 +341,12 @@ describe("DiskController DMA failures", () => {
     expect(t.irq.count).toBe(1);
     expect(t.disk.dmaErrors[0]).toMatchObject({
       during: "write data fetch",
-      result: { kind: "iommu-fault", faultReason: FAULT_NO_READ, address: t.buffer.pages[2] },
+      result: { kind: "iommu-fault", faultReason: FaultReason.ReadNotPermitted, address: t.buffer.pages[2] },
     });
   });
 
   it("completes a read whose target page faults with Data Transfer Error", () => {
-    const t = failing((r, pages) => r.block(pages[3]!));
+    const t = failing((rig, pages) => rig.injectDmaError({ address: pages[3]! }));
     const done = t.nvme.run({
       opcode: NvmeOpcode.read,
       slba: 0,
@@ -371,7 +359,7 @@ describe("DiskController DMA failures", () => {
   });
 
   it("completes a command whose PRP list page faults with Data Transfer Error", () => {
-    const t = failing((r) => r.block(LISTS));
+    const t = failing((rig) => rig.injectDmaError({ address: LISTS }));
     const done = t.nvme.run({
       opcode: NvmeOpcode.read,
       slba: 0,
@@ -384,25 +372,25 @@ describe("DiskController DMA failures", () => {
   });
 
   it("goes fatal (CSTS.CFS) when it cannot fetch a command, interrupts, and recovers on reset", () => {
-    const t = failing((r) => r.block(SQ));
+    const t = failing((rig) => rig.injectDmaError({ address: SQ }));
     t.nvme.submit({ opcode: NvmeOpcode.flush });
     t.rig.scheduler.runUntilIdle();
-    expect(mmioRead(t.rig, t.disk, NvmeRegister.csts) & NvmeCsts.fatal).toBe(NvmeCsts.fatal);
+    expect(t.rig.mmioRead(t.disk, NvmeRegister.csts) & NvmeCsts.fatal).toBe(NvmeCsts.fatal);
     expect(t.irq.count).toBe(1);
     expect(t.disk.dmaErrors[0]!.during).toBe("submission entry fetch");
 
-    (t.rig.remapper as FaultingRemapper).unblockAll();
-    mmioWrite(t.rig, t.disk, NvmeRegister.cc, 0);
-    expect(mmioRead(t.rig, t.disk, NvmeRegister.csts)).toBe(0);
+    t.rig.clearDmaErrors();
+    t.rig.mmioWrite(t.disk, NvmeRegister.cc, 0);
+    expect(t.rig.mmioRead(t.disk, NvmeRegister.csts)).toBe(0);
     const fresh = new NvmeHarness(t.rig, t.disk);
     expect(fresh.run({ opcode: NvmeOpcode.flush }).status).toBe(NvmeStatus.success);
   });
 
   it("goes fatal when it cannot post a completion", () => {
-    const t = failing((r) => r.block(CQ));
+    const t = failing((rig) => rig.injectDmaError({ address: CQ }));
     t.nvme.submit({ opcode: NvmeOpcode.flush });
     t.rig.scheduler.runUntilIdle();
-    expect(mmioRead(t.rig, t.disk, NvmeRegister.csts) & NvmeCsts.fatal).toBe(NvmeCsts.fatal);
+    expect(t.rig.mmioRead(t.disk, NvmeRegister.csts) & NvmeCsts.fatal).toBe(NvmeCsts.fatal);
     expect(t.disk.dmaErrors[0]).toMatchObject({
       during: "completion entry post",
       result: { kind: "iommu-fault" },

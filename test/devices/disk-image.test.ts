@@ -7,7 +7,7 @@ import { FileDiskImage } from "../../src/devices/disk-image.js";
 import { MemoryDiskImage } from "../../src/devices/memory-disk-image.js";
 import { GiB, MiB } from "../../src/platform/page.js";
 import { PlatformError } from "../../src/platform/platform-error.js";
-import { pattern, sameBytes } from "./device-rig.js";
+import { testBytes } from "../../src/testing/index.js";
 
 describe("DiskImage", () => {
   const dirs: string[] = [];
@@ -24,12 +24,12 @@ describe("DiskImage", () => {
     const path = tempPath();
     const image = new FileDiskImage(path, { size: GiB });
     expect(image.sectorCount).toBe(GiB / 512);
-    const data = pattern(64 * 1024, 11);
+    const data = testBytes(64 * 1024, 11);
     const lba = image.sectorCount - 128;
     image.write(lba, data);
     const back = new Uint8Array(data.length);
     image.read(lba, back);
-    expect(sameBytes(back, data)).toBe(true);
+    expect(back).toEqualBytes(data);
     const zeros = new Uint8Array(4096);
     image.read(1000, zeros);
     expect(zeros.every((b) => b === 0)).toBe(true);
@@ -42,13 +42,13 @@ describe("DiskImage", () => {
   it("reopens an existing image with its contents", () => {
     const path = tempPath();
     const first = new FileDiskImage(path, { size: 8 * MiB });
-    first.write(3, pattern(512, 4));
+    first.write(3, testBytes(512, 4));
     first.close();
     const again = new FileDiskImage(path, { size: MiB });
     expect(again.sectorCount).toBe((8 * MiB) / 512);
     const sector = new Uint8Array(512);
     again.read(3, sector);
-    expect(sector).toEqual(pattern(512, 4));
+    expect(sector).toEqual(testBytes(512, 4));
     again.close();
     again.close();
     expect(() => again.read(0, sector)).toThrow(PlatformError);
@@ -86,7 +86,7 @@ describe("DiskImage", () => {
         (writes, probe) => {
           for (const w of writes) {
             const sectors = Math.min(w.sectors, size / 512 - w.lba);
-            const data = pattern(sectors * 512, w.seed);
+            const data = testBytes(sectors * 512, w.seed);
             file.write(w.lba, data);
             memory.write(w.lba, data);
           }
@@ -95,7 +95,7 @@ describe("DiskImage", () => {
           const b = new Uint8Array(sectors * 512);
           file.read(probe, a);
           memory.read(probe, b);
-          expect(sameBytes(a, b)).toBe(true);
+          expect(a).toEqualBytes(b);
         },
       ),
       { numRuns: 50 },

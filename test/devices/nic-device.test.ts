@@ -15,22 +15,11 @@ import {
   TxCmd,
   TxStatus,
 } from "../../src/devices/nic-registers.js";
+import { FaultReason } from "../../src/iommu/fault-reason.js";
 import { GiB, MiB, PAGE_SIZE } from "../../src/platform/page.js";
+import { type TestMachine, testBytes } from "../../src/testing/index.js";
 import { PcapWriter } from "../../src/trace/pcap-writer.js";
-import {
-  countInterrupts,
-  FAULT_NO_READ,
-  FAULT_NO_WRITE,
-  FaultingRemapper,
-  makeRig,
-  mmioRead,
-  mmioWrite,
-  mmioWrite64,
-  pattern,
-  plug,
-  type Rig,
-  readMemory,
-} from "./device-rig.js";
+import { countInterrupts, makeRig, plug } from "./device-rig.js";
 
 /** The TX ring lives above 4 GiB, to show the 64-bit base registers at work. */
 const TX_RING = 4 * GiB + 0x1000;
@@ -46,18 +35,18 @@ class NicHarness {
   rdt: number;
 
   constructor(
-    readonly rig: Rig,
+    readonly rig: TestMachine,
     readonly nic: NicDevice,
     readonly txCount = 8,
     readonly rxCount = 8,
     rxAvailable = rxCount - 1,
   ) {
-    const w = (offset: number, value: number): void => mmioWrite(rig, nic, offset, value);
-    mmioWrite64(rig, nic, NicRegister.tdbal, TX_RING);
+    const w = (offset: number, value: number): void => rig.mmioWrite(nic, offset, value);
+    rig.mmioWrite64(nic, NicRegister.tdbal, TX_RING);
     w(NicRegister.tdlen, txCount * 16);
     w(NicRegister.tdh, 0);
     w(NicRegister.tdt, 0);
-    mmioWrite64(rig, nic, NicRegister.rdbal, RX_RING);
+    rig.mmioWrite64(nic, NicRegister.rdbal, RX_RING);
     w(NicRegister.rdlen, rxCount * 16);
     for (let slot = 0; slot < rxCount; slot++) {
       this.#writeDescriptor(RX_RING, slot, RX_BUFFERS + slot * RX_BUFFER_SIZE, 0, 0);
@@ -89,7 +78,7 @@ class NicHarness {
   }
 
   kick(): void {
-    mmioWrite(this.rig, this.nic, NicRegister.tdt, this.txTail);
+    this.rig.mmioWrite(this.nic, NicRegister.tdt, this.txTail);
   }
 
   send(pieces: readonly Uint8Array[]): void {
@@ -102,15 +91,15 @@ class NicHarness {
     const frames: Uint8Array[] = [];
     let parts: Uint8Array[] = [];
     for (;;) {
-      const descriptor = readMemory(this.rig, RX_RING + this.rxNext * 16, 16);
+      const descriptor = this.rig.readPhysical(RX_RING + this.rxNext * 16, 16);
       const view = new DataView(descriptor.buffer);
       const status = view.getUint8(12);
       if ((status & RxStatus.dd) === 0) break;
-      parts.push(readMemory(this.rig, RX_BUFFERS + this.rxNext * RX_BUFFER_SIZE, view.getUint16(8, true)));
+      parts.push(this.rig.readPhysical(RX_BUFFERS + this.rxNext * RX_BUFFER_SIZE, view.getUint16(8, true)));
       this.rig.memory.write(RX_RING + this.rxNext * 16 + 12, new Uint8Array(1));
       this.rxNext = (this.rxNext + 1) % this.rxCount;
       this.rdt = (this.rdt + 1) % this.rxCount;
-      mmioWrite(this.rig, this.nic, NicRegister.rdt, this.rdt);
+      this.rig.mmioWrite(this.nic, NicRegister.rdt, this.rdt);
       if ((status & RxStatus.eop) !== 0) {
         frames.push(new Uint8Array(Buffer.concat(parts)));
         parts = [];
@@ -120,7 +109,7 @@ class NicHarness {
   }
 
   txStatus(slot: number): number {
-    return readMemory(this.rig, TX_RING + slot * 16 + 12, 1)[0]!;
+    return this.rig.readPhysical(TX_RING + slot * 16 + 12, 1)[0]!;
   }
 
   #writeDescriptor(ring: number, slot: number, buffer: number, length: number, cmd: number): void {
@@ -141,7 +130,7 @@ function ethernetFrame(nic: NicDevice, payloadLength: number, seed: number): Uin
   frame.set(nic.mac, 6);
   frame[12] = 0x88;
   frame[13] = 0xb5;
-  frame.set(pattern(payloadLength, seed), 14);
+  frame.set(testBytes(payloadLength, seed), 14);
   return frame;
 }
 
@@ -154,7 +143,10 @@ function split(frame: Uint8Array, cuts: readonly number[]): Uint8Array[] {
   return pieces;
 }
 
-function loopedNic(rig: Rig, options: { txCount?: number; rxCount?: number; rxAvailable?: number } = {}) {
+function loopedNic(
+  rig: TestMachine,
+  options: { txCount?: number; rxCount?: number; rxAvailable?: number } = {},
+) {
   const nic = plug(rig, new NicDevice());
   const wire = new LoopbackWire();
   wire.plug(nic);
@@ -168,26 +160,26 @@ describe("NicDevice (e1000-like) over a loopback wire", () => {
     const { nic, wire, harness } = loopedNic(rig);
     const causes: number[] = [];
     const irq = countInterrupts(rig, nic, () => {
-      const icr = mmioRead(rig, nic, NicRegister.icr);
+      const icr = rig.mmioRead(nic, NicRegister.icr);
       causes.push(icr);
       return icr !== 0;
     });
     const frame = ethernetFrame(nic, 1000, 7);
     harness.send(split(frame, [14, 300]));
-    expect(mmioRead(rig, nic, NicRegister.tdh)).toBe(0);
+    expect(rig.mmioRead(nic, NicRegister.tdh)).toBe(0);
     rig.scheduler.runUntilIdle();
 
     expect(harness.collect()).toEqual([frame]);
-    expect(mmioRead(rig, nic, NicRegister.tdh)).toBe(3);
+    expect(rig.mmioRead(nic, NicRegister.tdh)).toBe(3);
     expect(harness.txStatus(2) & TxStatus.dd).toBe(TxStatus.dd);
     expect(harness.txStatus(0) & TxStatus.dd).toBe(0);
     expect(irq.count).toBeGreaterThan(0);
     const seen = causes.reduce((a, b) => a | b, 0);
     expect(seen & (IcrBit.txdw | IcrBit.rxt0)).toBe(IcrBit.txdw | IcrBit.rxt0);
-    expect(mmioRead(rig, nic, NicRegister.icr)).toBe(0);
-    expect(mmioRead(rig, nic, NicRegister.gptc)).toBe(1);
-    expect(mmioRead(rig, nic, NicRegister.gprc)).toBe(1);
-    expect(mmioRead(rig, nic, NicRegister.gptc)).toBe(0);
+    expect(rig.mmioRead(nic, NicRegister.icr)).toBe(0);
+    expect(rig.mmioRead(nic, NicRegister.gptc)).toBe(1);
+    expect(rig.mmioRead(nic, NicRegister.gprc)).toBe(1);
+    expect(rig.mmioRead(nic, NicRegister.gptc)).toBe(0);
     expect(wire.stats).toEqual({ frames: 1, bytes: frame.length, dropped: 0 });
     expect(nic.dmaErrors).toEqual([]);
   });
@@ -201,7 +193,7 @@ describe("NicDevice (e1000-like) over a loopback wire", () => {
     harness.queue(pieces.slice(0, 1), false);
     harness.kick();
     rig.scheduler.runUntilIdle();
-    expect(mmioRead(rig, nic, NicRegister.tdh)).toBe(0);
+    expect(rig.mmioRead(nic, NicRegister.tdh)).toBe(0);
     expect(nic.stats.txFrames).toBe(0);
     harness.send(pieces.slice(1));
     rig.scheduler.runUntilIdle();
@@ -223,12 +215,12 @@ describe("NicDevice (e1000-like) over a loopback wire", () => {
   it("does not put an empty frame on the wire, but still completes its descriptors", () => {
     const rig = makeRig();
     const { nic, wire, harness } = loopedNic(rig);
-    mmioWrite(rig, nic, NicRegister.tctl, TctlBit.enable);
+    rig.mmioWrite(nic, NicRegister.tctl, TctlBit.enable);
     harness.send([new Uint8Array(0)]);
     rig.scheduler.runUntilIdle();
     expect(wire.stats.frames).toBe(0);
     expect(nic.stats.txInvalid).toBe(1);
-    expect(mmioRead(rig, nic, NicRegister.tdh)).toBe(1);
+    expect(rig.mmioRead(nic, NicRegister.tdh)).toBe(1);
     expect(harness.txStatus(0) & TxStatus.dd).toBe(TxStatus.dd);
   });
 
@@ -273,7 +265,7 @@ describe("NicDevice (e1000-like) over a loopback wire", () => {
           rig.scheduler.runUntilIdle();
           received.push(...harness.collect());
           expect(received).toEqual(sent);
-          expect(mmioRead(rig, nic, NicRegister.tdh)).toBe(harness.txTail);
+          expect(rig.mmioRead(nic, NicRegister.tdh)).toBe(harness.txTail);
           expect(nic.stats.rxMissed).toBe(0);
         },
       ),
@@ -286,7 +278,7 @@ describe("NicDevice (e1000-like) over a loopback wire", () => {
     const { nic, wire, harness } = loopedNic(rig, { rxAvailable: 2 });
     let icr = 0;
     countInterrupts(rig, nic, () => {
-      icr |= mmioRead(rig, nic, NicRegister.icr);
+      icr |= rig.mmioRead(nic, NicRegister.icr);
       return true;
     });
     for (let i = 0; i < 5; i++) harness.queue([ethernetFrame(nic, 100, i)]);
@@ -297,9 +289,9 @@ describe("NicDevice (e1000-like) over a loopback wire", () => {
     expect(wire.stats.dropped).toBe(3);
     expect(nic.stats.rxMissed).toBe(3);
     expect(icr & IcrBit.rxo).toBe(IcrBit.rxo);
-    expect(mmioRead(rig, nic, NicRegister.mpc)).toBe(3);
-    expect(mmioRead(rig, nic, NicRegister.mpc)).toBe(0);
-    expect(mmioRead(rig, nic, NicRegister.tpr)).toBe(5);
+    expect(rig.mmioRead(nic, NicRegister.mpc)).toBe(3);
+    expect(rig.mmioRead(nic, NicRegister.mpc)).toBe(0);
+    expect(rig.mmioRead(nic, NicRegister.tpr)).toBe(5);
   });
 
   it("spreads a frame longer than one RX buffer over several descriptors", () => {
@@ -317,8 +309,8 @@ describe("NicDevice (e1000-like) over a loopback wire", () => {
     const burst = (itr: number): { interrupts: number; frames: number } => {
       const rig = makeRig();
       const { nic, harness } = loopedNic(rig, { txCount: 16, rxCount: 16 });
-      mmioWrite(rig, nic, NicRegister.itr, itr);
-      const irq = countInterrupts(rig, nic, () => mmioRead(rig, nic, NicRegister.icr) !== 0);
+      rig.mmioWrite(nic, NicRegister.itr, itr);
+      const irq = countInterrupts(rig, nic, () => rig.mmioRead(nic, NicRegister.icr) !== 0);
       for (let i = 0; i < 10; i++) harness.queue([ethernetFrame(nic, 64, i)]);
       harness.kick();
       rig.scheduler.runUntilIdle();
@@ -343,7 +335,7 @@ describe("NicDevice (e1000-like) over a loopback wire", () => {
     // Both harnesses use the same ring addresses: a only sends, b only receives.
     const receiver = new NicHarness(rig, b);
     const sender = new NicHarness(rig, a);
-    mmioWrite(rig, a, NicRegister.rctl, 0);
+    rig.mmioWrite(a, NicRegister.rctl, 0);
     const frame = ethernetFrame(a, 500, 4);
     sender.send([frame]);
     rig.scheduler.runUntilIdle();
@@ -357,61 +349,64 @@ describe("NicDevice (e1000-like) over a loopback wire", () => {
   it("resets every register with CTRL.RST, keeping the MAC address", () => {
     const rig = makeRig();
     const { nic } = loopedNic(rig);
-    mmioWrite(rig, nic, NicRegister.ctrl, 1 << 26);
-    expect(mmioRead(rig, nic, NicRegister.rctl)).toBe(0);
-    expect(mmioRead(rig, nic, NicRegister.tdlen)).toBe(0);
-    expect(mmioRead(rig, nic, NicRegister.ral0)).toBe(0x12005452);
-    expect(mmioRead(rig, nic, NicRegister.rah0)).toBe((0x80000000 | 0x5634) >>> 0);
+    rig.mmioWrite(nic, NicRegister.ctrl, 1 << 26);
+    expect(rig.mmioRead(nic, NicRegister.rctl)).toBe(0);
+    expect(rig.mmioRead(nic, NicRegister.tdlen)).toBe(0);
+    expect(rig.mmioRead(nic, NicRegister.ral0)).toBe(0x12005452);
+    expect(rig.mmioRead(nic, NicRegister.rah0)).toBe((0x80000000 | 0x5634) >>> 0);
   });
 });
 
 describe("NicDevice DMA failures", () => {
-  function failing(block: (remapper: FaultingRemapper) => void) {
-    const remapper = new FaultingRemapper();
-    block(remapper);
-    const rig = makeRig({ remapper });
+  function failing(failingPage: number) {
+    const rig = makeRig();
+    rig.injectDmaError({ address: failingPage });
     const { nic, wire, harness } = loopedNic(rig);
     let icr = 0;
     const irq = countInterrupts(rig, nic, () => {
-      icr |= mmioRead(rig, nic, NicRegister.icr);
+      icr |= rig.mmioRead(nic, NicRegister.icr);
       return true;
     });
     return { rig, nic, wire, harness, irq, icr: () => icr };
   }
 
   it("halts transmit at a frame whose buffer read faults, and says so in ICR", () => {
-    const t = failing((r) => r.block(TX_BUFFERS + PAGE_SIZE));
+    const t = failing(TX_BUFFERS + PAGE_SIZE);
     t.harness.send([ethernetFrame(t.nic, 100, 1)]);
     t.harness.send([ethernetFrame(t.nic, 100, 2)]);
     t.rig.scheduler.runUntilIdle();
     expect(t.wire.stats.frames).toBe(1);
-    expect(mmioRead(t.rig, t.nic, NicRegister.tdh)).toBe(1);
+    expect(t.rig.mmioRead(t.nic, NicRegister.tdh)).toBe(1);
     expect(t.icr() & IcrBit.dmaError).toBe(IcrBit.dmaError);
     expect(t.irq.count).toBeGreaterThan(0);
     const [error] = t.nic.dmaErrors;
     expect(error!.during).toBe("tx buffer read");
-    expect(error!.result).toMatchObject({ kind: "iommu-fault", faultReason: FAULT_NO_READ, bytesDone: 0 });
+    expect(error!.result).toMatchObject({
+      kind: "iommu-fault",
+      faultReason: FaultReason.ReadNotPermitted,
+      bytesDone: 0,
+    });
     expect(error!.result.address).toBe(TX_BUFFERS + PAGE_SIZE);
   });
 
   it("drops a received frame whose buffer write faults, without writing a descriptor back", () => {
-    const t = failing((r) => r.block(RX_BUFFERS));
+    const t = failing(RX_BUFFERS);
     t.harness.send([ethernetFrame(t.nic, 100, 1)]);
     t.rig.scheduler.runUntilIdle();
     expect(t.harness.collect()).toEqual([]);
-    expect(mmioRead(t.rig, t.nic, NicRegister.rdh)).toBe(0);
+    expect(t.rig.mmioRead(t.nic, NicRegister.rdh)).toBe(0);
     expect(t.wire.stats.dropped).toBe(1);
     expect(t.icr() & IcrBit.dmaError).toBe(IcrBit.dmaError);
     expect(t.nic.dmaErrors[0]).toMatchObject({
       during: "rx buffer write",
-      result: { faultReason: FAULT_NO_WRITE },
+      result: { faultReason: FaultReason.WriteNotPermitted },
     });
   });
 
   it("reports a descriptor ring in the MMIO hole as an unassigned access", () => {
     const rig = makeRig();
     const { nic, harness } = loopedNic(rig);
-    mmioWrite64(rig, nic, NicRegister.tdbal, 3 * GiB);
+    rig.mmioWrite64(nic, NicRegister.tdbal, 3 * GiB);
     harness.send([ethernetFrame(nic, 100, 1)]);
     rig.scheduler.runUntilIdle();
     expect(nic.dmaErrors[0]).toMatchObject({ during: "tx descriptor read", result: { kind: "unassigned" } });
@@ -421,11 +416,11 @@ describe("NicDevice DMA failures", () => {
   it("reports a transfer attempted with Bus Master Enable off", () => {
     const rig = makeRig();
     const { nic, harness } = loopedNic(rig);
-    rig.bus.setBusMaster(nic.requesterId, false);
+    rig.pci.setBusMaster(nic.requesterId, false);
     harness.send([ethernetFrame(nic, 100, 1)]);
     rig.scheduler.runUntilIdle();
     expect(nic.dmaErrors[0]!.result.kind).toBe("bus-master-disabled");
-    expect(mmioRead(rig, nic, NicRegister.icr) & IcrBit.dmaError).toBe(IcrBit.dmaError);
+    expect(rig.mmioRead(nic, NicRegister.icr) & IcrBit.dmaError).toBe(IcrBit.dmaError);
   });
 
   it("treats a descriptor address beyond 2^53 as an address nothing decodes", () => {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { RogueDevice } from "../../src/devices/rogue-device.js";
+import { FaultReason } from "../../src/iommu/fault-reason.js";
 import { GiB, MiB, PAGE_SIZE } from "../../src/platform/page.js";
 import { PlatformError } from "../../src/platform/platform-error.js";
-import { FAULT_NO_READ, FaultingRemapper, makeRig, plug, readMemory } from "./device-rig.js";
+import { makeRig, plug } from "./device-rig.js";
 
 const SECRET = new TextEncoder().encode("-----BEGIN PRIVATE KEY----- hunter2");
 const SECRET_AT = 0x12_3400;
@@ -19,29 +20,33 @@ describe("RogueDevice", () => {
 
     const high = rogue.write(4 * GiB + 5 * MiB, new Uint8Array([0xde, 0xad]));
     expect(high.outcome).toBe("complete");
-    expect([...readMemory(rig, 4 * GiB + 5 * MiB, 2)]).toEqual([0xde, 0xad]);
+    expect([...rig.readPhysical(4 * GiB + 5 * MiB, 2)]).toEqual([0xde, 0xad]);
     expect(rogue.log).toHaveLength(2);
   });
 
   it("is blocked where the IOMMU faults, and leaks nothing", () => {
-    const remapper = new FaultingRemapper().block(SECRET_AT, SECRET.length);
-    const rig = makeRig({ remapper });
+    const rig = makeRig();
+    rig.injectDmaError({ address: SECRET_AT, length: SECRET.length });
     rig.memory.write(SECRET_AT, SECRET);
     const rogue = plug(rig, new RogueDevice());
     const attempt = rogue.read(SECRET_AT, SECRET.length);
     expect(attempt.outcome).toBe("blocked");
-    expect(attempt.result).toMatchObject({ ok: false, kind: "iommu-fault", faultReason: FAULT_NO_READ });
+    expect(attempt.result).toMatchObject({
+      ok: false,
+      kind: "iommu-fault",
+      faultReason: FaultReason.ReadNotPermitted,
+    });
     expect(attempt.bytes.every((b) => b === 0xff)).toBe(true);
     expect(rogue.sawBytes(SECRET)).toBe(false);
 
     const overwrite = rogue.write(SECRET_AT, new Uint8Array(SECRET.length));
     expect(overwrite.outcome).toBe("blocked");
-    expect(readMemory(rig, SECRET_AT, SECRET.length)).toEqual(SECRET);
+    expect(rig.readPhysical(SECRET_AT, SECRET.length)).toEqual(SECRET);
   });
 
   it("gets the bytes before a faulting page and nothing after it", () => {
-    const remapper = new FaultingRemapper().block(0x20_0000 + PAGE_SIZE);
-    const rig = makeRig({ remapper });
+    const rig = makeRig();
+    rig.injectDmaError({ address: 0x20_0000 + PAGE_SIZE });
     rig.memory.fill(0x20_0000, 2 * PAGE_SIZE, 0x41);
     const rogue = plug(rig, new RogueDevice());
     const access = rogue.read(0x20_0000, 2 * PAGE_SIZE);
@@ -54,7 +59,7 @@ describe("RogueDevice", () => {
   it("is blocked while its Bus Master Enable bit is clear", () => {
     const rig = makeRig();
     const rogue = new RogueDevice();
-    rig.bus.attach(rogue);
+    rig.pci.attach(rogue);
     expect(rogue.read(0x1000, 16).result).toMatchObject({ ok: false, kind: "bus-master-disabled" });
   });
 

@@ -18,25 +18,36 @@ import {
   PNPBus,
 } from "../../src/hal/wdm/device-description.js";
 import {
+  type DMA_OPERATIONS,
   DMA_OPERATIONS_SIZE_V1,
   DMA_OPERATIONS_SIZE_V2,
   DMA_OPERATIONS_SIZE_V3,
-  type DMA_OPERATIONS,
 } from "../../src/hal/wdm/dma-operations.js";
 import { DISPATCH_LEVEL } from "../../src/hal/wdm/irql.js";
-import { GiB, KiB, MiB } from "../../src/platform/page.js";
 import { Machine } from "../../src/machine/machine.js";
+import { GiB, KiB, MiB } from "../../src/platform/page.js";
 import { BusMaster, bugCheckOf, description, deviceObject, HAL_MODES, HalRig } from "./support/hal-rig.js";
 
 describe("DEVICE_DESCRIPTION rules", () => {
   it("maps description versions 0-3 to table versions 1, 1, 2, 3 and refuses the others", () => {
-    const versions = [DEVICE_DESCRIPTION_VERSION, DEVICE_DESCRIPTION_VERSION1, DEVICE_DESCRIPTION_VERSION2, DEVICE_DESCRIPTION_VERSION3];
-    expect(versions.map((Version) => describeAdapter(description({ Version, DmaAddressWidth: 64 }), true)?.tableVersion)).toEqual([1, 1, 2, 3]);
-    for (const Version of [4, -1, 1.5, Number.NaN]) expect(describeAdapter(description({ Version }), true)).toBeUndefined();
+    const versions = [
+      DEVICE_DESCRIPTION_VERSION,
+      DEVICE_DESCRIPTION_VERSION1,
+      DEVICE_DESCRIPTION_VERSION2,
+      DEVICE_DESCRIPTION_VERSION3,
+    ];
+    expect(
+      versions.map(
+        (Version) => describeAdapter(description({ Version, DmaAddressWidth: 64 }), true)?.tableVersion,
+      ),
+    ).toEqual([1, 1, 2, 3]);
+    for (const Version of [4, -1, 1.5, Number.NaN])
+      expect(describeAdapter(description({ Version }), true)).toBeUndefined();
   });
 
   it("takes the address width from Dma64BitAddresses, then scatter/gather on PCI, then Dma32BitAddresses, else 24 bits", () => {
-    const bits = (o: Parameters<typeof description>[0]): number | undefined => describeAdapter(description(o), true)?.addressBits;
+    const bits = (o: Parameters<typeof description>[0]): number | undefined =>
+      describeAdapter(description(o), true)?.addressBits;
     expect(bits({ Dma64BitAddresses: true, Dma32BitAddresses: false })).toBe(64);
     expect(bits({ Dma64BitAddresses: false, Dma32BitAddresses: false, ScatterGather: true })).toBe(32);
     expect(bits({ Dma64BitAddresses: false, Dma32BitAddresses: true, ScatterGather: false })).toBe(32);
@@ -45,11 +56,16 @@ describe("DEVICE_DESCRIPTION rules", () => {
   });
 
   it("uses DmaAddressWidth for VERSION3 and ignores the 32/64-bit flags there", () => {
-    const v3 = describeAdapter(description({ Version: DEVICE_DESCRIPTION_VERSION3, DmaAddressWidth: 36, Dma64BitAddresses: true }), true);
+    const v3 = describeAdapter(
+      description({ Version: DEVICE_DESCRIPTION_VERSION3, DmaAddressWidth: 36, Dma64BitAddresses: true }),
+      true,
+    );
     expect(v3?.addressBits).toBe(36);
     expect(v3?.addressLimit).toBe(2 ** 36 - 1);
     for (const DmaAddressWidth of [0, 65, 31.5]) {
-      expect(describeAdapter(description({ Version: DEVICE_DESCRIPTION_VERSION3, DmaAddressWidth }), true)).toBeUndefined();
+      expect(
+        describeAdapter(description({ Version: DEVICE_DESCRIPTION_VERSION3, DmaAddressWidth }), true),
+      ).toBeUndefined();
     }
   });
 
@@ -64,7 +80,8 @@ describe("DEVICE_DESCRIPTION rules", () => {
   it("refuses subordinate devices, Reserved1 and a MaximumLength that is not a ULONG", () => {
     expect(describeAdapter(description({ Master: false }), true)).toBeUndefined();
     expect(describeAdapter(description({ Reserved1: true }), true)).toBeUndefined();
-    for (const MaximumLength of [-1, 2 ** 32, 0.5]) expect(describeAdapter(description({ MaximumLength }), true)).toBeUndefined();
+    for (const MaximumLength of [-1, 2 ** 32, 0.5])
+      expect(describeAdapter(description({ MaximumLength }), true)).toBeUndefined();
   });
 
   it("gives 64-bit devices every representable address", () => {
@@ -77,7 +94,13 @@ describe("IoGetDmaAdapter", () => {
   it("returns BYTES_TO_PAGES(MaximumLength) + 1 map registers", () => {
     const rig = new HalRig({ remapping: "off" });
     const registers = (MaximumLength: number): number => rig.open({ MaximumLength }).numberOfMapRegisters;
-    expect([registers(0), registers(1), registers(4 * KiB), registers(4 * KiB + 1), registers(64 * KiB)]).toEqual([1, 2, 2, 3, 17]);
+    expect([
+      registers(0),
+      registers(1),
+      registers(4 * KiB),
+      registers(4 * KiB + 1),
+      registers(64 * KiB),
+    ]).toEqual([1, 2, 2, 3, 17]);
   });
 
   it("caps the count at the bounce pool for devices that need map registers, and not for the others", () => {
@@ -95,7 +118,12 @@ describe("IoGetDmaAdapter", () => {
   it("reports the table version in DMA_OPERATIONS.Size only; DMA_ADAPTER.Version is always 1", () => {
     const rig = new HalRig();
     const sizes = [0, 1, 2, 3].map((Version) => rig.open({ Version, DmaAddressWidth: 64 }).adapter);
-    expect(sizes.map((a) => a.DmaOperations.Size)).toEqual([DMA_OPERATIONS_SIZE_V1, DMA_OPERATIONS_SIZE_V1, DMA_OPERATIONS_SIZE_V2, DMA_OPERATIONS_SIZE_V3]);
+    expect(sizes.map((a) => a.DmaOperations.Size)).toEqual([
+      DMA_OPERATIONS_SIZE_V1,
+      DMA_OPERATIONS_SIZE_V1,
+      DMA_OPERATIONS_SIZE_V2,
+      DMA_OPERATIONS_SIZE_V3,
+    ]);
     expect(sizes.map((a) => a.Version)).toEqual([1, 1, 1, 1]);
   });
 
@@ -103,7 +131,10 @@ describe("IoGetDmaAdapter", () => {
     const rig = new HalRig();
     const first = rig.open().adapter as AdapterObject;
     const device = rig.plug();
-    expect(rig.hal.getDmaAdapter(deviceObject(device.requesterId), description({ Version: 7 }))).toEqual({ Adapter: undefined, NumberOfMapRegisters: 0 });
+    expect(rig.hal.getDmaAdapter(deviceObject(device.requesterId), description({ Version: 7 }))).toEqual({
+      Adapter: undefined,
+      NumberOfMapRegisters: 0,
+    });
     const second = rig.open().adapter as AdapterObject;
     expect([first.id, second.id]).toEqual([1, 2]);
     expect((new HalRig().open().adapter as AdapterObject).id).toBe(1);
@@ -118,7 +149,9 @@ describe("IoGetDmaAdapter", () => {
   it("must be called at PASSIVE_LEVEL", () => {
     const rig = new HalRig();
     const device = rig.plug();
-    const check = bugCheckOf(() => rig.atDispatch(() => rig.hal.getDmaAdapter(deviceObject(device.requesterId), description())));
+    const check = bugCheckOf(() =>
+      rig.atDispatch(() => rig.hal.getDmaAdapter(deviceObject(device.requesterId), description())),
+    );
     expect(check.code).toBe(0xe6);
     expect(check.parameters).toEqual([0x13, 1, 0, DISPATCH_LEVEL]);
   });
@@ -126,8 +159,8 @@ describe("IoGetDmaAdapter", () => {
   it.each(HAL_MODES)("picks the mapping strategy of remapping mode %s", (mode) => {
     const rig = new HalRig({ remapping: mode });
     const adapter = rig.open().adapter as AdapterObject;
-    const expected = mode === "strict" || mode === "lazy" ? RemapMapping : DirectMapping;
-    expect(adapter.strategy).toBe(rig.machine.get(expected));
+    const remapping = mode === "strict" || mode === "lazy";
+    expect(adapter.strategy).toBe(remapping ? rig.machine.get(RemapMapping) : rig.machine.get(DirectMapping));
   });
 
   it("in passthrough mode attaches the requester to a pass-through context entry until its last adapter is put", () => {

@@ -2,7 +2,11 @@ import { describe, expect, it } from "vitest";
 import type { AdapterObject } from "../../src/hal/adapter-object.js";
 import type { DEVICE_OBJECT } from "../../src/hal/wdm/device-object.js";
 import type { DMA_ADAPTER, DMA_OPERATIONS } from "../../src/hal/wdm/dma-operations.js";
-import { DMA_SYNCHRONOUS_CALLBACK, DMA_TRANSFER_CONTEXT, type MAP_REGISTER_BASE } from "../../src/hal/wdm/dma-v3-types.js";
+import {
+  DMA_SYNCHRONOUS_CALLBACK,
+  DMA_TRANSFER_CONTEXT,
+  type MAP_REGISTER_BASE,
+} from "../../src/hal/wdm/dma-v3-types.js";
 import {
   DeallocateObject,
   DeallocateObjectKeepRegisters,
@@ -45,13 +49,19 @@ function allocate(
 ): { status: number; request: Request } {
   const request: Request = { ran: false, base: undefined, irql: -1 };
   const status = rig.atDispatch(() =>
-    open.ops.AllocateAdapterChannel(open.adapter, deviceObj, registers, (_d, _irp, base) => {
-      request.ran = true;
-      request.base = base;
-      request.irql = rig.scheduler.irql;
-      log.push(name);
-      return action;
-    }, undefined),
+    open.ops.AllocateAdapterChannel(
+      open.adapter,
+      deviceObj,
+      registers,
+      (_d, _irp, base) => {
+        request.ran = true;
+        request.base = base;
+        request.irql = rig.scheduler.irql;
+        log.push(name);
+        return action;
+      },
+      undefined,
+    ),
   );
   return { status, request };
 }
@@ -64,11 +74,17 @@ describe("AllocateAdapterChannel and the map-register queue", () => {
     a.pdo.CurrentIrp = irp;
     let seen: unknown;
     const status = rig.atDispatch(() =>
-      a.ops.AllocateAdapterChannel(a.adapter, a.pdo, 2, (_d, givenIrp, base) => {
-        seen = givenIrp;
-        expect(base).toBeDefined();
-        return DeallocateObject;
-      }, undefined),
+      a.ops.AllocateAdapterChannel(
+        a.adapter,
+        a.pdo,
+        2,
+        (_d, givenIrp, base) => {
+          seen = givenIrp;
+          expect(base).toBeDefined();
+          return DeallocateObject;
+        },
+        undefined,
+      ),
     );
     expect(status).toBe(STATUS_SUCCESS);
     expect(seen).toBe(irp);
@@ -110,7 +126,15 @@ describe("AllocateAdapterChannel and the map-register queue", () => {
     const rig = tinyPool();
     const a = open32(rig);
     const log: string[] = [];
-    const { status, request } = allocate(rig, a, a.pdo, a.numberOfMapRegisters + 1, DeallocateObject, log, "a");
+    const { status, request } = allocate(
+      rig,
+      a,
+      a.pdo,
+      a.numberOfMapRegisters + 1,
+      DeallocateObject,
+      log,
+      "a",
+    );
     expect(status).toBe(STATUS_INSUFFICIENT_RESOURCES);
     expect(request.ran).toBe(false);
     expect(rig.hal.resources().queuedRequests).toBe(0);
@@ -135,7 +159,9 @@ describe("AllocateAdapterChannel and the map-register queue", () => {
     const a = open32(rig);
     const { request } = allocate(rig, a, a.pdo, 3, DeallocateObjectKeepRegisters, [], "a");
     expect(rig.hal.resources()).toMatchObject({ channelsHeld: 0, mapRegistersGranted: 3 });
-    const wrongCount = bugCheckOf(() => rig.atDispatch(() => a.ops.FreeMapRegisters(a.adapter, request.base, 2)));
+    const wrongCount = bugCheckOf(() =>
+      rig.atDispatch(() => a.ops.FreeMapRegisters(a.adapter, request.base, 2)),
+    );
     expect(wrongCount.parameters.slice(0, 2)).toEqual([0x00, 0x104]);
     rig.atDispatch(() => a.ops.FreeMapRegisters(a.adapter, request.base, 3));
     expect(rig.hal.resources().mapRegistersGranted).toBe(0);
@@ -163,7 +189,9 @@ describe("AllocateAdapterChannel and the map-register queue", () => {
   it("bug-checks FreeAdapterChannel when nothing kept the channel", () => {
     const rig = tinyPool();
     const a = open32(rig);
-    expect(bugCheckOf(() => rig.atDispatch(() => a.ops.FreeAdapterChannel(a.adapter))).parameters[0]).toBe(0x04);
+    expect(bugCheckOf(() => rig.atDispatch(() => a.ops.FreeAdapterChannel(a.adapter))).parameters[0]).toBe(
+      0x04,
+    );
   });
 
   it("bug-checks an AdapterControl routine that returns no IO_ALLOCATION_ACTION, keeping the channel", () => {
@@ -188,15 +216,23 @@ describe("AllocateAdapterChannel and the map-register queue", () => {
   it("requires DISPATCH_LEVEL", () => {
     const rig = tinyPool();
     const a = open32(rig);
-    const check = bugCheckOf(() => a.ops.AllocateAdapterChannel(a.adapter, a.pdo, 1, () => DeallocateObject, undefined));
+    const check = bugCheckOf(() =>
+      a.ops.AllocateAdapterChannel(a.adapter, a.pdo, 1, () => DeallocateObject, undefined),
+    );
     expect(check.parameters).toEqual([0x13, 1, DISPATCH_LEVEL, PASSIVE_LEVEL]);
   });
 
   it("returns STATUS_INVALID_PARAMETER for a routine that is not a function or a count that is not a ULONG", () => {
     const rig = tinyPool();
     const a = open32(rig);
-    expect(rig.atDispatch(() => a.ops.AllocateAdapterChannel(a.adapter, a.pdo, 1, undefined as never, undefined))).toBe(STATUS_INVALID_PARAMETER);
-    expect(rig.atDispatch(() => a.ops.AllocateAdapterChannel(a.adapter, a.pdo, 1.5, () => DeallocateObject, undefined))).toBe(STATUS_INVALID_PARAMETER);
+    expect(
+      rig.atDispatch(() => a.ops.AllocateAdapterChannel(a.adapter, a.pdo, 1, undefined as never, undefined)),
+    ).toBe(STATUS_INVALID_PARAMETER);
+    expect(
+      rig.atDispatch(() =>
+        a.ops.AllocateAdapterChannel(a.adapter, a.pdo, 1.5, () => DeallocateObject, undefined),
+      ),
+    ).toBe(STATUS_INVALID_PARAMETER);
   });
 });
 
@@ -209,10 +245,19 @@ describe("scatter/gather requests in the queues", () => {
     const lists: unknown[] = [];
     rig.atDispatch(() => {
       for (let i = 0; i < 4; i++) {
-        const status = a.ops.GetScatterGatherList(a.adapter, a.pdo, buffer.mdl, buffer.va, 3 * 4096, (_d, _i, list) => {
-          log.push(i);
-          lists.push(list);
-        }, undefined, true);
+        const status = a.ops.GetScatterGatherList(
+          a.adapter,
+          a.pdo,
+          buffer.mdl,
+          buffer.va,
+          3 * 4096,
+          (_d, _i, list) => {
+            log.push(i);
+            lists.push(list);
+          },
+          undefined,
+          true,
+        );
         expect(status).toBe(STATUS_SUCCESS);
       }
     });
@@ -226,7 +271,11 @@ describe("scatter/gather requests in the queues", () => {
     rig.atDispatch(() => {
       for (const list of lists.slice(2)) a.ops.PutScatterGatherList(a.adapter, list as never, true);
     });
-    expect(rig.hal.resources()).toMatchObject({ queuedRequests: 0, scatterGatherLists: 0, mapRegistersGranted: 0 });
+    expect(rig.hal.resources()).toMatchObject({
+      queuedRequests: 0,
+      scatterGatherLists: 0,
+      mapRegistersGranted: 0,
+    });
   });
 });
 
@@ -237,7 +286,9 @@ describe("version 3 allocations: transfer contexts, cancel and synchronous reque
 
   function context(rig: HalRig, open: OpenAdapter): DMA_TRANSFER_CONTEXT {
     const ctx = new DMA_TRANSFER_CONTEXT();
-    expect(rig.atDispatch(() => open.ops.InitializeDmaTransferContext(open.adapter, ctx))).toBe(STATUS_SUCCESS);
+    expect(rig.atDispatch(() => open.ops.InitializeDmaTransferContext(open.adapter, ctx))).toBe(
+      STATUS_SUCCESS,
+    );
     return ctx;
   }
 
@@ -248,14 +299,25 @@ describe("version 3 allocations: transfer contexts, cancel and synchronous reque
     const held = allocate(rig, a, a.pdo, 8, DeallocateObjectKeepRegisters, log, "a");
     const ctx = context(rig, b);
     const result = rig.atDispatch(() =>
-      b.ops.AllocateAdapterChannelEx(b.adapter, b.pdo, ctx, 6, 0, () => {
-        log.push("b");
-        return DeallocateObject;
-      }, undefined, false),
+      b.ops.AllocateAdapterChannelEx(
+        b.adapter,
+        b.pdo,
+        ctx,
+        6,
+        0,
+        () => {
+          log.push("b");
+          return DeallocateObject;
+        },
+        undefined,
+        false,
+      ),
     );
     expect(result.Status).toBe(STATUS_SUCCESS);
     allocate(rig, c, c.pdo, 2, DeallocateObject, log, "c");
-    expect(rig.atDispatch(() => b.ops.InitializeDmaTransferContext(b.adapter, ctx))).toBe(STATUS_INVALID_PARAMETER);
+    expect(rig.atDispatch(() => b.ops.InitializeDmaTransferContext(b.adapter, ctx))).toBe(
+      STATUS_INVALID_PARAMETER,
+    );
     expect(b.ops.CancelAdapterChannel(b.adapter, b.pdo, ctx)).toBe(true);
     expect(b.ops.CancelAdapterChannel(b.adapter, b.pdo, ctx)).toBe(true);
     rig.atDispatch(() => a.ops.FreeMapRegisters(a.adapter, held.request.base, 8));
@@ -269,18 +331,36 @@ describe("version 3 allocations: transfer contexts, cancel and synchronous reque
     let ran = false;
     expect(a.ops.CancelAdapterChannel(a.adapter, a.pdo, ctx)).toBe(true);
     const cancelled = rig.atDispatch(() =>
-      a.ops.AllocateAdapterChannelEx(a.adapter, a.pdo, ctx, 1, 0, () => {
-        ran = true;
-        return DeallocateObject;
-      }, undefined, false),
+      a.ops.AllocateAdapterChannelEx(
+        a.adapter,
+        a.pdo,
+        ctx,
+        1,
+        0,
+        () => {
+          ran = true;
+          return DeallocateObject;
+        },
+        undefined,
+        false,
+      ),
     );
     expect(cancelled.Status).toBe(STATUS_CANCELLED);
     expect(ran).toBe(false);
     const granted = rig.atDispatch(() =>
-      a.ops.AllocateAdapterChannelEx(a.adapter, a.pdo, ctx, 1, 0, () => {
-        ran = true;
-        return DeallocateObject;
-      }, undefined, false),
+      a.ops.AllocateAdapterChannelEx(
+        a.adapter,
+        a.pdo,
+        ctx,
+        1,
+        0,
+        () => {
+          ran = true;
+          return DeallocateObject;
+        },
+        undefined,
+        false,
+      ),
     );
     expect([granted.Status, ran]).toEqual([STATUS_SUCCESS, true]);
     expect(a.ops.CancelAdapterChannel(a.adapter, a.pdo, ctx)).toBe(false);
@@ -293,10 +373,19 @@ describe("version 3 allocations: transfer contexts, cancel and synchronous reque
     const ctx = context(rig, b);
     let ran = false;
     const result = rig.atDispatch(() =>
-      b.ops.AllocateAdapterChannelEx(b.adapter, b.pdo, ctx, 4, DMA_SYNCHRONOUS_CALLBACK, () => {
-        ran = true;
-        return DeallocateObject;
-      }, undefined, false),
+      b.ops.AllocateAdapterChannelEx(
+        b.adapter,
+        b.pdo,
+        ctx,
+        4,
+        DMA_SYNCHRONOUS_CALLBACK,
+        () => {
+          ran = true;
+          return DeallocateObject;
+        },
+        undefined,
+        false,
+      ),
     );
     expect([result.Status, ran]).toEqual([STATUS_INSUFFICIENT_RESOURCES, false]);
     expect(rig.hal.resources().queuedRequests).toBe(0);
@@ -306,7 +395,18 @@ describe("version 3 allocations: transfer contexts, cancel and synchronous reque
     const rig = tinyPool();
     const a = v3(rig);
     const ctx = context(rig, a);
-    const result = rig.atDispatch(() => a.ops.AllocateAdapterChannelEx(a.adapter, a.pdo, ctx, 3, DMA_SYNCHRONOUS_CALLBACK, undefined, undefined, true));
+    const result = rig.atDispatch(() =>
+      a.ops.AllocateAdapterChannelEx(
+        a.adapter,
+        a.pdo,
+        ctx,
+        3,
+        DMA_SYNCHRONOUS_CALLBACK,
+        undefined,
+        undefined,
+        true,
+      ),
+    );
     expect(result.Status).toBe(STATUS_SUCCESS);
     expect(result.MapRegisterBase).toBeDefined();
     expect(rig.hal.resources()).toMatchObject({ channelsHeld: 1, mapRegistersGranted: 3 });
@@ -316,23 +416,44 @@ describe("version 3 allocations: transfer contexts, cancel and synchronous reque
     expect(rig.hal.resources()).toMatchObject({ channelsHeld: 0, mapRegistersGranted: 3 });
     rig.atDispatch(() => a.ops.FreeMapRegisters(a.adapter, result.MapRegisterBase, 3));
     expect(rig.hal.resources().mapRegistersGranted).toBe(0);
-    expect(bugCheckOf(() => rig.atDispatch(() => a.ops.FreeAdapterObject(a.adapter, DeallocateObject))).parameters[0]).toBe(0x04);
+    expect(
+      bugCheckOf(() => rig.atDispatch(() => a.ops.FreeAdapterObject(a.adapter, DeallocateObject)))
+        .parameters[0],
+    ).toBe(0x04);
   });
 
   it("rejects the argument combinations the WDK forbids", () => {
     const rig = tinyPool();
     const a = v3(rig);
     const ctx = context(rig, a);
-    const call = (flags: number, routine: (() => IO_ALLOCATION_ACTION) | undefined, wantBase: boolean, context: DMA_TRANSFER_CONTEXT = ctx): number =>
-      rig.atDispatch(() => a.ops.AllocateAdapterChannelEx(a.adapter, a.pdo, context, 1, flags, routine, undefined, wantBase)).Status;
+    const call = (
+      flags: number,
+      routine: (() => IO_ALLOCATION_ACTION) | undefined,
+      wantBase: boolean,
+      context: DMA_TRANSFER_CONTEXT = ctx,
+    ): number =>
+      rig.atDispatch(() =>
+        a.ops.AllocateAdapterChannelEx(a.adapter, a.pdo, context, 1, flags, routine, undefined, wantBase),
+      ).Status;
     expect(call(0, undefined, false)).toBe(STATUS_INVALID_PARAMETER);
     expect(call(0, () => DeallocateObject, true)).toBe(STATUS_INVALID_PARAMETER);
     expect(call(DMA_SYNCHRONOUS_CALLBACK, undefined, false)).toBe(STATUS_INVALID_PARAMETER);
     expect(call(0x4, () => DeallocateObject, false)).toBe(STATUS_INVALID_PARAMETER);
     expect(call(0, () => DeallocateObject, false, new DMA_TRANSFER_CONTEXT())).toBe(STATUS_INVALID_PARAMETER);
-    expect(rig.atDispatch(() => a.ops.AllocateAdapterChannelEx(a.adapter, a.pdo, ctx, 99, 0, () => DeallocateObject, undefined, false)).Status).toBe(
-      STATUS_INSUFFICIENT_RESOURCES,
-    );
+    expect(
+      rig.atDispatch(() =>
+        a.ops.AllocateAdapterChannelEx(
+          a.adapter,
+          a.pdo,
+          ctx,
+          99,
+          0,
+          () => DeallocateObject,
+          undefined,
+          false,
+        ),
+      ).Status,
+    ).toBe(STATUS_INSUFFICIENT_RESOURCES);
   });
 
   it("cancels a queued GetScatterGatherListEx and frees what it reserved", () => {
@@ -343,15 +464,33 @@ describe("version 3 allocations: transfer contexts, cancel and synchronous reque
     const ctx = context(rig, b);
     let ran = false;
     const result = rig.atDispatch(() =>
-      b.ops.GetScatterGatherListEx(b.adapter, b.pdo, ctx, buffer.mdl, 0, 8192, 0, () => {
-        ran = true;
-      }, undefined, true, undefined, undefined, false),
+      b.ops.GetScatterGatherListEx(
+        b.adapter,
+        b.pdo,
+        ctx,
+        buffer.mdl,
+        0,
+        8192,
+        0,
+        () => {
+          ran = true;
+        },
+        undefined,
+        true,
+        undefined,
+        undefined,
+        false,
+      ),
     );
     expect(result.Status).toBe(STATUS_SUCCESS);
     expect(b.ops.CancelAdapterChannel(b.adapter, b.pdo, ctx)).toBe(true);
     rig.atDispatch(() => a.ops.FreeMapRegisters(a.adapter, held.request.base, 8));
     expect(ran).toBe(false);
-    expect(rig.hal.resources()).toMatchObject({ queuedRequests: 0, scatterGatherLists: 0, mapRegistersGranted: 0 });
+    expect(rig.hal.resources()).toMatchObject({
+      queuedRequests: 0,
+      scatterGatherLists: 0,
+      mapRegistersGranted: 0,
+    });
     expect((b.adapter as AdapterObject).released).toBe(false);
   });
 });

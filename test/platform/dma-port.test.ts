@@ -8,6 +8,7 @@ import { LARGE_PAGE_SIZE, MiB, PAGE_SIZE } from "../../src/platform/page.js";
 import { PhysicalMemory } from "../../src/platform/physical-memory.js";
 import { PlatformError } from "../../src/platform/platform-error.js";
 import type { DeviceTransferEvent } from "../../src/platform/platform-events.js";
+import { testBytes } from "../../src/testing/index.js";
 import { Counters } from "../../src/trace/counters.js";
 import { EventBus } from "../../src/trace/event-bus.js";
 
@@ -31,19 +32,6 @@ function rig(remapper: DmaRemapper = new IdentityRemapper()): Rig {
   const events = new EventBus();
   const port = new DmaPort(0x10, gate, memory, remapper, events, counters);
   return { memory, port, gate, counters, events };
-}
-
-function pattern(length: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  for (let i = 0; i < length; i++) bytes[i] = (i * 31 + seed) & 0xff;
-  return bytes;
-}
-
-/** Byte equality without vitest's element-wise deep diff (slow on 64 KiB arrays). */
-function expectBytes(actual: Uint8Array, expected: Uint8Array): void {
-  if (Buffer.from(actual.buffer, actual.byteOffset, actual.length).equals(expected)) return;
-  const at = actual.findIndex((b, i) => b !== expected[i]);
-  throw new Error(`bytes differ (lengths ${actual.length}/${expected.length}, first difference at ${at})`);
 }
 
 function snapshot(memory: PhysicalMemory, address = BASE, length = WINDOW): Uint8Array {
@@ -97,16 +85,16 @@ describe("DmaPort", () => {
           const reference = new Uint8Array(WINDOW);
           for (const [isWrite, { offset, length }, seed] of ops) {
             if (isWrite) {
-              const src = pattern(length, seed);
+              const src = testBytes(length, seed);
               expect(port.write(BASE + offset, src)).toBe(DMA_OK);
               reference.set(src, offset);
             } else {
               const dst = new Uint8Array(length).fill(0x5a);
               expect(port.read(BASE + offset, dst)).toBe(DMA_OK);
-              expectBytes(dst, reference.subarray(offset, offset + length));
+              expect(dst).toEqualBytes(reference.subarray(offset, offset + length));
             }
           }
-          expectBytes(snapshot(memory), reference);
+          expect(snapshot(memory)).toEqualBytes(reference);
         },
       ),
     );
@@ -117,7 +105,7 @@ describe("DmaPort", () => {
       fc.property(permutation, span, fc.integer({ min: 0, max: 255 }), (perm, { offset, length }, seed) => {
         const remapper = new FakeRemapper(perm);
         const { memory, port } = rig(remapper);
-        const src = pattern(length, seed);
+        const src = testBytes(length, seed);
         expect(port.write(BASE + offset, src)).toBe(DMA_OK);
         const physical = snapshot(memory);
         for (let i = 0; i < length; i++) {
@@ -127,7 +115,7 @@ describe("DmaPort", () => {
         }
         const back = new Uint8Array(length);
         expect(port.read(BASE + offset, back)).toBe(DMA_OK);
-        expectBytes(back, src);
+        expect(back).toEqualBytes(src);
         expect(remapper.outs.size).toBeLessThanOrEqual(2);
       }),
     );
@@ -141,7 +129,7 @@ describe("DmaPort", () => {
         fc.integer({ min: 0, max: 15 }),
         (perm, { offset, length }, faultPage) => {
           const { memory, port } = rig(new FakeRemapper(perm, faultPage));
-          const contents = pattern(WINDOW, 7);
+          const contents = testBytes(WINDOW, 7);
           memory.write(BASE, contents);
           const dst = new Uint8Array(length).fill(0x11);
           const result = port.read(BASE + offset, dst);
@@ -174,13 +162,13 @@ describe("DmaPort", () => {
       fc.property(span, fc.integer({ min: 0, max: 15 }), ({ offset, length }, faultPage) => {
         const identity = [...Array(16).keys()];
         const { memory, port } = rig(new FakeRemapper(identity, faultPage));
-        const src = pattern(length, 3);
+        const src = testBytes(length, 3);
         const result = port.write(BASE + offset, src);
         const faultAt = faultPage * PAGE_SIZE;
         const done = Math.min(length, Math.max(0, faultAt - offset));
         const expected = new Uint8Array(WINDOW);
         expected.set(src.subarray(0, done), offset);
-        expectBytes(snapshot(memory), expected);
+        expect(snapshot(memory)).toEqualBytes(expected);
         if (done === length) expect(result).toBe(DMA_OK);
         else
           expect(result).toMatchObject({ ok: false, kind: "iommu-fault", faultReason: 5, bytesDone: done });
@@ -201,13 +189,13 @@ describe("DmaPort", () => {
     const { memory, port } = rig(superpage);
     const write = vi.spyOn(memory, "writeFrom");
     const read = vi.spyOn(memory, "readInto");
-    const src = pattern(MiB, 9);
+    const src = testBytes(MiB, 9);
     expect(port.write(0x1220_0000 + 4096, src)).toBe(DMA_OK);
     expect(write).toHaveBeenCalledTimes(1);
     const dst = new Uint8Array(MiB);
     expect(port.read(0x1220_0000 + 4096, dst)).toBe(DMA_OK);
     expect(read).toHaveBeenCalledTimes(1);
-    expectBytes(dst, src);
+    expect(dst).toEqualBytes(src);
   });
 
   it("merges physically adjacent pages of the identity mapping into one copy", () => {
@@ -219,11 +207,11 @@ describe("DmaPort", () => {
 
   it("reads all ones and reports 'unassigned' outside RAM, after moving what was RAM", () => {
     const { memory, port, counters } = rig();
-    memory.write(RAM_END - 8, pattern(8, 1));
+    memory.write(RAM_END - 8, testBytes(8, 1));
     const dst = new Uint8Array(24);
     const result = port.read(RAM_END - 8, dst);
     expect(result).toEqual({ ok: false, kind: "unassigned", address: RAM_END, faultReason: 0, bytesDone: 8 });
-    expect(dst.subarray(0, 8)).toEqual(pattern(8, 1));
+    expect(dst.subarray(0, 8)).toEqual(testBytes(8, 1));
     expect(dst.subarray(8).every((b) => b === 0xff)).toBe(true);
     expect(port.write(RAM_END + PAGE_SIZE, new Uint8Array(4))).toMatchObject({
       kind: "unassigned",
@@ -245,11 +233,11 @@ describe("DmaPort", () => {
       bytesDone: 0,
     });
     expect(dst.every((b) => b === 0xff)).toBe(true);
-    expect(port.write(BASE, pattern(16, 2))).toMatchObject({ ok: false, kind: "bus-master-disabled" });
+    expect(port.write(BASE, testBytes(16, 2))).toMatchObject({ ok: false, kind: "bus-master-disabled" });
     expect(memory.isTouched(BASE / PAGE_SIZE)).toBe(false);
     expect(counters.get("dma.port.bus-master-disabled")).toBe(2);
     gate.busMasterEnabled = true;
-    expect(port.write(BASE, pattern(16, 2))).toBe(DMA_OK);
+    expect(port.write(BASE, testBytes(16, 2))).toBe(DMA_OK);
   });
 
   it("throws a PlatformError for bad bus addresses and touches nothing", () => {

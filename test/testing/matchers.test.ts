@@ -23,6 +23,15 @@ function strayRead(address: number): { t: TestMachine; device: ScriptableDevice 
 }
 
 describe("DMA matchers", () => {
+  it("toEqualBytes compares byte arrays in one go and shows the first difference", () => {
+    const bytes = testBytes(64 * 1024, 3);
+    expect(bytes.slice()).toEqualBytes(bytes);
+    expect(() => expect(bytes.subarray(0, 10)).toEqualBytes(bytes.subarray(0, 12))).toThrow(
+      /lengths differ \(10 actual, 12 expected\), first difference at byte 10:\n.*\[end\]/,
+    );
+    expect(() => expect(bytes).not.toEqualBytes(bytes)).toThrow(/to differ/);
+  });
+
   it("toHaveTransferred compares the bytes moved and shows the first difference", () => {
     const t = testMachine({ remapping: "off" });
     const device = t.plug(new ScriptableDevice(), { busMaster: true });
@@ -96,6 +105,7 @@ describe("DMA matchers", () => {
   });
 
   it("says what it expects when given the wrong subject", () => {
+    expect(() => expect("abc").toEqualBytes(new Uint8Array(3))).toThrow(/expects a Uint8Array/);
     expect(() => expect({}).toHaveTransferred(new Uint8Array(1))).toThrow(/expects a ScriptableDevice/);
     expect(() => expect(42).toHaveNoIommuFaults()).toThrow(/expects a TestMachine/);
     expect(() => expect([]).toBeUnchanged()).toThrow(/expects a MemorySnapshot/);

@@ -160,6 +160,15 @@ describe("ScriptableDevice", () => {
     expect(device.interrupts).toHaveLength(1);
   });
 
+  it("refuses a descriptor count beyond what it fetches, without fetching", () => {
+    const { t, device } = rig();
+    t.mmioWrite(device, ScriptableRegister.count, 0xffff_ffff);
+    t.mmioWrite(device, ScriptableRegister.doorbell, ScriptableCommand.toDevice);
+    t.runUntilIdle();
+    expect(t.mmioRead(device, ScriptableRegister.errorCode)).toBe(ScriptableError.tooManySegments);
+    expect(device.accesses).toEqual([]);
+  });
+
   it("runs a script: stalls take virtual time, fail sets the code, no interrupt unless asked", () => {
     const { t, device } = rig();
     device.onDoorbell([

@@ -5,6 +5,7 @@ import {
   DEVICE_DESCRIPTION_VERSION,
   type DMA_ADAPTER,
   type DRIVER_OBJECT,
+  DRIVER_VERIFIER_DMA_VIOLATION,
   injectable,
   PCIBus,
   STATUS_SUCCESS,
@@ -21,8 +22,8 @@ import {
   ScriptableRegister,
   type TestMachine,
   testMachine,
-  verifierAvailable,
 } from "../../src/testing/index.js";
+import sensorModule from "../tutorial/drivers/sensor-module.js";
 
 /** An adapter for `device` taken straight from IoGetDmaAdapter, as a driver's START would. */
 function adapterFor(t: TestMachine, device: ScriptableDevice): DMA_ADAPTER {
@@ -149,6 +150,16 @@ describe("TestMachine", () => {
     expect(error.message).toMatch(/\\Driver\\sticky has no DriverUnload/);
   });
 
+  it("reports the interrupt of a driven device still connected after its driver left", () => {
+    const t = createTestMachine({ modules: [sensorModule] });
+    const device = t.plug(new ScriptableDevice());
+    t.loadDrivers();
+    t.kernel.IoDisconnectInterrupt = () => {};
+    expect(leakError(t).message).toContain(
+      `interrupt line ${device.interruptLine} of scriptable device is still connected`,
+    );
+  });
+
   it("checks nothing when told so", () => {
     const t = createTestMachine({ leakCheck: false });
     t.kernel.ExAllocatePoolWithTag(0, 48, "Oops");
@@ -212,12 +223,16 @@ describe("TestMachine", () => {
     expect(snapshot.changedFrames().map((c) => c.ownerName)).toEqual([t.frames.ownerName(theirs.owner)]);
   });
 
-  it("loads the verifier when asked, or says why it cannot", () => {
-    if (verifierAvailable()) {
-      expect(() => createTestMachine({ verifier: true }).dispose()).not.toThrow();
-    } else {
-      expect(() => createTestMachine({ verifier: true })).toThrow(/src\/verifier\/verifier-module.ts/);
-    }
+  it("loads the verifier when asked: it stops a driver that releases an adapter still holding a buffer", () => {
+    const t = testMachine({ remapping: "strict", verifier: true, leakCheck: false });
+    const adapter = adapterFor(t, t.plug(new ScriptableDevice()));
+    adapter.DmaOperations.AllocateCommonBuffer(adapter, PAGE_SIZE, true);
+    expect(() => adapter.DmaOperations.PutDmaAdapter(adapter)).toThrowBugCheck(
+      DRIVER_VERIFIER_DMA_VIOLATION,
+      [0x07],
+    );
+    expect(t.verifier.violationCount).toBe(1);
+    expect(() => testMachine().verifier).toThrow(/no verifier/);
   });
 });
 

@@ -16,7 +16,8 @@ const BLOCK = /^```ts (\S+)\n([\s\S]*?)\n```$/gm;
 /** The doc's tagged code blocks, joined per file path. */
 function blocksByFile(markdown: string): Map<string, string> {
   const parts = new Map<string, string[]>();
-  for (const [, path, body] of markdown.matchAll(BLOCK)) parts.set(path!, [...(parts.get(path!) ?? []), body!]);
+  for (const [, path, body] of markdown.matchAll(BLOCK))
+    parts.set(path!, [...(parts.get(path!) ?? []), body!]);
   return new Map([...parts].map(([path, bodies]) => [path, `${bodies.join("\n\n")}\n`]));
 }
 

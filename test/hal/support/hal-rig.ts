@@ -7,8 +7,8 @@
  */
 
 import { Hal } from "../../../src/hal/hal.js";
-import { BugCheck } from "../../../src/hal/wdm/bug-check.js";
 import type { DmaOperations } from "../../../src/hal/tokens.js";
+import { BugCheck } from "../../../src/hal/wdm/bug-check.js";
 import {
   type DEVICE_DESCRIPTION,
   DEVICE_DESCRIPTION_VERSION2,
@@ -162,7 +162,10 @@ export class HalRig {
    * low frames are held by a hog while the pool allocates. Page multiples get frames of their own.
    */
   highBuffer(pages: number, fill?: Uint8Array): TestBuffer {
-    const hog = this.frames.allocate(this.frames.freeFrameCount("dma32"), { owner: this.#hogOwner, zone: "dma32" });
+    const hog = this.frames.allocate(this.frames.freeFrameCount("dma32"), {
+      owner: this.#hogOwner,
+      zone: "dma32",
+    });
     try {
       return this.buffer(pages * PAGE_SIZE, fill);
     } finally {
