@@ -9,15 +9,22 @@
  *   32 bits of the address, so the data lands 4 GiB lower. To make that visible (and to show what
  *   it costs) the scenario plants a kernel structure exactly there first.
  */
-import bypassModule from "../drivers/bypass/bypass-module.js";
+
 import { BypassDriver } from "../drivers/bypass/bypass-driver.js";
+import bypassModule from "../drivers/bypass/bypass-module.js";
 import { DiskController } from "../src/devices/disk-controller.js";
 import { LegacyDmaDevice } from "../src/devices/legacy-dma-device.js";
 import { MemoryDiskImage } from "../src/devices/memory-disk-image.js";
 import { NT_SUCCESS } from "../src/hal/wdm/ntstatus.js";
 import { GiB, MiB, PAGE_SIZE } from "../src/platform/page.js";
 import { addressing, formatAddress, formatBytes, plural } from "./explain.js";
-import { type HostBuffer, KERNEL_STRUCTURE_OWNER, type PlantedData, patternBytes, sameBytes } from "./host-memory.js";
+import {
+  type HostBuffer,
+  KERNEL_STRUCTURE_OWNER,
+  type PlantedData,
+  patternBytes,
+  sameBytes,
+} from "./host-memory.js";
 import type { ScenarioDefinition, ScenarioRun } from "./scenario-run.js";
 
 const LENGTH = 16 * 1024;
@@ -38,13 +45,15 @@ export const bypass64Scenario: ScenarioDefinition = {
     run.observe();
     const read = run.send("read", fdo, buffer.mdl, DISK_SECTOR * 512);
     run.run();
-    const intact = read.completed && NT_SUCCESS(read.IoStatus.Status) && sameBytes(run.host.read(buffer.va, LENGTH), data);
+    const intact =
+      read.completed && NT_SUCCESS(read.IoStatus.Status) && sameBytes(run.host.read(buffer.va, LENGTH), data);
     const programmed = run.machine.get(BypassDriver).statistics(fdo).programmed;
     return {
       dataIntact: intact,
       explain: (r) => {
         const address = formatAddress(programmed[0] ?? buffer.physicalAddress);
-        if (r.outcome === "ok") return `programmed physical ${address} from MmGetPhysicalAddress; works only because ${addressing(r.mode)}`;
+        if (r.outcome === "ok")
+          return `programmed physical ${address} from MmGetPhysicalAddress; works only because ${addressing(r.mode)}`;
         if (r.outcome === "blocked") {
           return `programmed physical ${address}; the device's domain maps nothing there: ${plural(r.faults, "IOMMU fault")}, the data never moved`;
         }
@@ -66,8 +75,10 @@ export const bypass32Scenario: ScenarioDefinition = {
     run.observe();
     const read = run.send("read", fdo, buffer.mdl);
     run.run();
-    const intact = read.completed && NT_SUCCESS(read.IoStatus.Status) && sameBytes(run.host.read(buffer.va, LENGTH), data);
-    const victimIntact = victim === undefined || sameBytes(run.host.read(victim.va, victim.length), victim.bytes);
+    const intact =
+      read.completed && NT_SUCCESS(read.IoStatus.Status) && sameBytes(run.host.read(buffer.va, LENGTH), data);
+    const victimIntact =
+      victim === undefined || sameBytes(run.host.read(victim.va, victim.length), victim.bytes);
     const programmed = run.machine.get(BypassDriver).statistics(fdo).programmed[0] ?? buffer.physicalAddress;
     return {
       dataIntact: intact && victimIntact,
@@ -80,7 +91,8 @@ export const bypass32Scenario: ScenarioDefinition = {
         if (r.outcome === "blocked") {
           return `programmed ${formatAddress(programmed)}, truncated to ${reached}: not mapped for the device, ${plural(r.faults, "IOMMU fault")}, nothing written`;
         }
-        if (r.outcome === "ok") return `buffer at ${formatAddress(programmed)} is below 4 GiB, so the truncation did no harm; ${addressing(r.mode)}`;
+        if (r.outcome === "ok")
+          return `buffer at ${formatAddress(programmed)} is below 4 GiB, so the truncation did no harm; ${addressing(r.mode)}`;
         return `programmed ${formatAddress(programmed)}; read ${intact ? "intact" : "failed"}`;
       },
     };
@@ -96,7 +108,9 @@ function placeAboveVictim(run: ScenarioRun): { buffer: HostBuffer; victim: Plant
   if (host.hasHighMemory) {
     const highest = Math.min(3 * GiB, host.ramTop - FOUR_GIB) - LENGTH;
     for (let attempt = 0; attempt < PLACEMENT_ATTEMPTS; attempt++) {
-      const victim = host.plant(KERNEL_STRUCTURE_OWNER, kernelStructure(LENGTH), { maxAddress: highest + LENGTH - 1 });
+      const victim = host.plant(KERNEL_STRUCTURE_OWNER, kernelStructure(LENGTH), {
+        maxAddress: highest + LENGTH - 1,
+      });
       const buffer = host.allocateAt(victim.physicalAddress + FOUR_GIB, LENGTH);
       if (buffer !== undefined) return { buffer, victim };
       host.unplant(KERNEL_STRUCTURE_OWNER, victim);

@@ -5,8 +5,9 @@
  * driver splits it; each piece becomes PRPs from one BuildScatterGatherList. The pattern differs
  * per mode, so a shared image file never answers for a mode that did not write.
  */
-import diskModule from "../drivers/disk/disk-module.js";
+
 import { DiskDriver } from "../drivers/disk/disk-driver.js";
+import diskModule from "../drivers/disk/disk-module.js";
 import { DiskController } from "../src/devices/disk-controller.js";
 import { type DiskImage, FileDiskImage } from "../src/devices/disk-image.js";
 import { MemoryDiskImage } from "../src/devices/memory-disk-image.js";
@@ -27,7 +28,10 @@ export const diskScenario: ScenarioDefinition = {
   modules: [diskModule],
   run(run) {
     const path = run.environment.diskImagePath;
-    const image: DiskImage = path === undefined ? new MemoryDiskImage(DISK_IMAGE_BYTES) : new FileDiskImage(path, { size: DISK_IMAGE_BYTES });
+    const image: DiskImage =
+      path === undefined
+        ? new MemoryDiskImage(DISK_IMAGE_BYTES)
+        : new FileDiskImage(path, { size: DISK_IMAGE_BYTES });
     try {
       const controller = run.plug(new DiskController(image));
       const fdo = run.start();
@@ -44,7 +48,8 @@ export const diskScenario: ScenarioDefinition = {
       const read = run.send("read", fdo, target.mdl, BYTE_OFFSET);
       run.run();
 
-      const ok = (irp: typeof write): boolean => irp.completed && NT_SUCCESS(irp.IoStatus.Status) && irp.IoStatus.Information === LENGTH;
+      const ok = (irp: typeof write): boolean =>
+        irp.completed && NT_SUCCESS(irp.IoStatus.Status) && irp.IoStatus.Information === LENGTH;
       const readBack = sameBytes(run.host.read(target.va, LENGTH), data);
       const stats = driver.statistics(fdo);
       const maxTransfer = driver.maximumTransfer(fdo);

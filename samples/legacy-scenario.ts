@@ -8,8 +8,9 @@
  * (read from its buffer right after the access) must be the next piece of the data; for the
  * read, the buffer must end up holding, piece after piece, what the chip sent each time.
  */
-import legacyModule from "../drivers/legacy/legacy-module.js";
+
 import { LegacyDriver } from "../drivers/legacy/legacy-driver.js";
+import legacyModule from "../drivers/legacy/legacy-module.js";
 import { LegacyDmaDevice } from "../src/devices/legacy-dma-device.js";
 import { NT_SUCCESS } from "../src/hal/wdm/ntstatus.js";
 import { GiB } from "../src/platform/page.js";
@@ -52,7 +53,8 @@ export const legacyScenario: ScenarioDefinition = {
     run.run();
     stop();
 
-    const ok = (irp: typeof write): boolean => irp.completed && NT_SUCCESS(irp.IoStatus.Status) && irp.IoStatus.Information === LENGTH;
+    const ok = (irp: typeof write): boolean =>
+      irp.completed && NT_SUCCESS(irp.IoStatus.Status) && irp.IoStatus.Information === LENGTH;
     const expected = new Uint8Array(LENGTH);
     let at = 0;
     for (const length of stored) {

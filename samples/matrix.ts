@@ -12,7 +12,7 @@ import { legacyScenario } from "./legacy-scenario.js";
 import { nicScenario } from "./nic-scenario.js";
 import { rogueScenario } from "./rogue-scenario.js";
 import { SCENARIO_DRIVERS, type ScenarioDriver, type ScenarioResult } from "./scenario.js";
-import { type ScenarioDefinition, type ScenarioEnvironment, runScenario } from "./scenario-run.js";
+import { runScenario, type ScenarioDefinition, type ScenarioEnvironment } from "./scenario-run.js";
 
 export const SCENARIOS: Readonly<Record<ScenarioDriver, ScenarioDefinition>> = {
   nic: nicScenario,
@@ -27,14 +27,20 @@ export interface MatrixOptions extends Omit<ScenarioEnvironment, "tracePid"> {
   readonly drivers?: readonly ScenarioDriver[];
   readonly modes?: readonly RemappingMode[];
   /** Called before each scenario starts (index from 0) and once more when all are done. */
-  readonly onProgress?: (done: number, total: number, next: { driver: ScenarioDriver; mode: RemappingMode } | undefined) => void;
+  readonly onProgress?: (
+    done: number,
+    total: number,
+    next: { driver: ScenarioDriver; mode: RemappingMode } | undefined,
+  ) => void;
   /** Called after each scenario with its result (a CLI moves its pcap clock on here). */
   readonly onResult?: (result: ScenarioResult) => void;
 }
 
 /** Runs the selected drivers (table order) in the selected modes, one trace process per run. */
 export function runMatrix(options: MatrixOptions = {}): ScenarioResult[] {
-  const drivers = SCENARIO_DRIVERS.filter((d) => options.drivers === undefined || options.drivers.includes(d));
+  const drivers = SCENARIO_DRIVERS.filter(
+    (d) => options.drivers === undefined || options.drivers.includes(d),
+  );
   const modes = REMAPPING_MODES.filter((m) => options.modes === undefined || options.modes.includes(m));
   const plan = drivers.flatMap((driver) => modes.map((mode) => ({ driver, mode })));
   const results: ScenarioResult[] = [];

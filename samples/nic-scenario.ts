@@ -5,8 +5,8 @@
  * come back with exactly the frame sent in the same position.
  */
 import nicModule from "../drivers/nic/nic-module.js";
-import { NicDevice } from "../src/devices/nic-device.js";
 import { LoopbackWire } from "../src/devices/loopback-wire.js";
+import { NicDevice } from "../src/devices/nic-device.js";
 import { NT_SUCCESS } from "../src/hal/wdm/ntstatus.js";
 import { PAGE_SIZE } from "../src/platform/page.js";
 import { addressing, formatBytes, plural } from "./explain.js";
@@ -24,7 +24,9 @@ export const nicScenario: ScenarioDefinition = {
   modules: [nicModule],
   run(run) {
     const nic = run.plug(new NicDevice());
-    const wire = new LoopbackWire(run.environment.pcap === undefined ? {} : { capture: run.environment.pcap });
+    const wire = new LoopbackWire(
+      run.environment.pcap === undefined ? {} : { capture: run.environment.pcap },
+    );
     wire.plug(nic);
     const fdo = run.start();
 

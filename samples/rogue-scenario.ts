@@ -14,7 +14,9 @@ import { formatAddress, plural } from "./explain.js";
 import { KERNEL_SECRET_OWNER, KERNEL_STRUCTURE_OWNER, sameBytes } from "./host-memory.js";
 import type { ScenarioDefinition } from "./scenario-run.js";
 
-const SECRET = new TextEncoder().encode("-----BEGIN PRIVATE KEY----- MIIEvQIBADANBgkqhkiG9w0BAQEFAASC (simulated) -----END PRIVATE KEY-----");
+const SECRET = new TextEncoder().encode(
+  "-----BEGIN PRIVATE KEY----- MIIEvQIBADANBgkqhkiG9w0BAQEFAASC (simulated) -----END PRIVATE KEY-----",
+);
 const STRUCTURE_BYTES = 4096;
 /** When the attacker strikes, in virtual ns after power-on. */
 const ATTACK_AT_NS = 50_000;
@@ -51,7 +53,8 @@ export const rogueScenario: ScenarioDefinition = {
       explain: (r) => {
         const readWhat = `read of the key at ${formatAddress(secret.physicalAddress)} ${read?.outcome ?? "not made"}`;
         const writeWhat = `write to the dispatch table at ${formatAddress(structure.physicalAddress + 256)} ${write?.outcome ?? "not made"}`;
-        if (r.outcome === "blocked") return `${readWhat}, ${writeWhat}: ${plural(r.faults, "IOMMU fault")}, the board has no mapping at all`;
+        if (r.outcome === "blocked")
+          return `${readWhat}, ${writeWhat}: ${plural(r.faults, "IOMMU fault")}, the board has no mapping at all`;
         return `${readWhat}${leaked ? " (the key left the machine)" : ""}, ${writeWhat}${structureIntact ? "" : " (table overwritten)"}`;
       },
     };

@@ -16,7 +16,7 @@ import type { ContainerModule } from "inversify";
 import { IoManager } from "../src/ddi/io-manager.js";
 import type { Irp } from "../src/ddi/irp.js";
 import { Kernel } from "../src/ddi/kernel.js";
-import { COMMON_BUFFER_OWNER, BOUNCE_OWNER } from "../src/hal/direct-mapping.js";
+import { BOUNCE_OWNER, COMMON_BUFFER_OWNER } from "../src/hal/direct-mapping.js";
 import { SWIOTLB_OWNER } from "../src/hal/subpage-bounce.js";
 import type { DEVICE_OBJECT, MDL } from "../src/hal/wdm/device-object.js";
 import { Machine } from "../src/machine/machine.js";
@@ -86,7 +86,16 @@ export class ScenarioRun {
   #device: PciDevice | undefined;
   #snapshot: MemorySnapshot | undefined;
   #iotlbMissesBefore = 0;
-  readonly #counts = { faults: 0, bounces: 0, bytes: 0, transfers: 0, interrupts: 0, lists: 0, elements: 0, maps: 0 };
+  readonly #counts = {
+    faults: 0,
+    bounces: 0,
+    bytes: 0,
+    transfers: 0,
+    interrupts: 0,
+    lists: 0,
+    elements: 0,
+    maps: 0,
+  };
   readonly #disposers: Disposer[] = [];
 
   constructor(
@@ -178,7 +187,9 @@ export class ScenarioRun {
 
   /** IRP_MJ_READ or IRP_MJ_WRITE of a whole MDL, sent at PASSIVE_LEVEL as an application would. */
   send(operation: "read" | "write", fdo: DEVICE_OBJECT, mdl: MDL, byteOffset = 0): Irp {
-    return operation === "read" ? this.io.sendRead(fdo, mdl, byteOffset) : this.io.sendWrite(fdo, mdl, byteOffset);
+    return operation === "read"
+      ? this.io.sendRead(fdo, mdl, byteOffset)
+      : this.io.sendWrite(fdo, mdl, byteOffset);
   }
 
   /** Runs virtual time until nothing is left to do. */
@@ -216,7 +227,9 @@ export class ScenarioRun {
       ...(failure === undefined ? {} : { error: failure }),
     };
     const explanation =
-      failure !== undefined && check === undefined ? `the run stopped: ${failure}` : (check?.explain(result) ?? "");
+      failure !== undefined && check === undefined
+        ? `the run stopped: ${failure}`
+        : (check?.explain(result) ?? "");
     return { ...result, explanation };
   }
 
@@ -249,7 +262,11 @@ export class ScenarioRun {
 }
 
 /** Runs one scenario in one mode; anything thrown becomes an "error" row, never a crash. */
-export function runScenario(definition: ScenarioDefinition, mode: RemappingMode, environment: ScenarioEnvironment): ScenarioResult {
+export function runScenario(
+  definition: ScenarioDefinition,
+  mode: RemappingMode,
+  environment: ScenarioEnvironment,
+): ScenarioResult {
   const run = new ScenarioRun(definition.driver, mode, environment, definition.modules);
   try {
     return run.finish(definition.run(run));

@@ -7,7 +7,14 @@ import type { RemappingMode } from "../src/machine/machine-options.js";
 
 /** nic, disk, legacy: well-behaved drivers. bypass64/32: MmGetPhysicalAddress. rogue: an attacker. */
 export type ScenarioDriver = "nic" | "disk" | "legacy" | "bypass64" | "bypass32" | "rogue";
-export const SCENARIO_DRIVERS: readonly ScenarioDriver[] = ["nic", "disk", "legacy", "bypass64", "bypass32", "rogue"];
+export const SCENARIO_DRIVERS: readonly ScenarioDriver[] = [
+  "nic",
+  "disk",
+  "legacy",
+  "bypass64",
+  "bypass32",
+  "rogue",
+];
 
 /**
  * ok: every byte checked is intact. blocked: the IOMMU faulted and no memory outside the driver's

@@ -12,9 +12,9 @@
 import {
   type CM_PARTIAL_RESOURCE_DESCRIPTOR,
   type DEVICE_OBJECT,
+  type DMA_ADAPTER,
   DO_DEVICE_INITIALIZING,
   DO_DIRECT_IO,
-  type DMA_ADAPTER,
   type DRIVER_OBJECT,
   type DriverContribution,
   FILE_DEVICE_CONTROLLER,
@@ -47,7 +47,14 @@ import {
   STATUS_SUCCESS,
 } from "../../src/ddi/index.js";
 import type { BypassChip } from "./bypass-chip.js";
-import { LDMA_DEVICE_ID, LDMA_VENDOR_ID, NVME_DEVICE_ID, NVME_REG_VS, NVME_VENDOR_ID, NVME_VS_1_4 } from "./bypass-hw.js";
+import {
+  LDMA_DEVICE_ID,
+  LDMA_VENDOR_ID,
+  NVME_DEVICE_ID,
+  NVME_REG_VS,
+  NVME_VENDOR_ID,
+  NVME_VS_1_4,
+} from "./bypass-hw.js";
 import { BypassLegacyChip } from "./bypass-legacy-chip.js";
 import { BypassNvmeChip } from "./bypass-nvme-chip.js";
 
@@ -102,7 +109,14 @@ export class BypassDriver implements DriverContribution {
   #addDevice(DriverObject: DRIVER_OBJECT, PhysicalDeviceObject: DEVICE_OBJECT): NTSTATUS {
     const k = this.#kernel;
     const name = `\\Device\\BypassSim${this.#instances++}`;
-    const created = k.IoCreateDevice(DriverObject, 0, name, FILE_DEVICE_CONTROLLER, FILE_DEVICE_SECURE_OPEN, false);
+    const created = k.IoCreateDevice(
+      DriverObject,
+      0,
+      name,
+      FILE_DEVICE_CONTROLLER,
+      FILE_DEVICE_SECURE_OPEN,
+      false,
+    );
     if (!NT_SUCCESS(created.Status)) return created.Status;
     const fdo = created.DeviceObject!;
     const lower = k.IoAttachDeviceToDeviceStack(fdo, PhysicalDeviceObject);
@@ -179,7 +193,9 @@ export class BypassDriver implements DriverContribution {
     }
     if (extension.registers === 0 || extension.interrupt === undefined) return STATUS_INSUFFICIENT_RESOURCES;
     const nvme = k.READ_REGISTER_ULONG(extension.registers + NVME_REG_VS) === NVME_VS_1_4;
-    const chip = nvme ? new BypassNvmeChip(k, extension.registers) : new BypassLegacyChip(k, extension.registers);
+    const chip = nvme
+      ? new BypassNvmeChip(k, extension.registers)
+      : new BypassLegacyChip(k, extension.registers);
     // An adapter, as every DMA driver gets one. The transfers below never ask it for an address.
     const { Adapter } = k.IoGetDmaAdapter(extension.pdo, chip.description());
     if (Adapter === undefined) return STATUS_INSUFFICIENT_RESOURCES;
@@ -209,7 +225,8 @@ export class BypassDriver implements DriverContribution {
     const chip = extension.chip;
     if (chip === undefined) return this.#complete(Irp, STATUS_DEVICE_NOT_READY, 0);
     const mdl = Irp.MdlAddress;
-    if (mdl === undefined || k.MmGetMdlByteCount(mdl) > chip.maximumTransfer) return this.#complete(Irp, STATUS_INVALID_PARAMETER, 0);
+    if (mdl === undefined || k.MmGetMdlByteCount(mdl) > chip.maximumTransfer)
+      return this.#complete(Irp, STATUS_INVALID_PARAMETER, 0);
     k.IoMarkIrpPending(Irp);
     k.IoStartPacket(DeviceObject, Irp, undefined, undefined);
     return STATUS_PENDING;
@@ -228,7 +245,8 @@ export class BypassDriver implements DriverContribution {
     const byteOffset = (write ? stack.Parameters.Write?.ByteOffset : stack.Parameters.Read?.ByteOffset) ?? 0;
     const transfer = { va, length: k.MmGetMdlByteCount(mdl), write, byteOffset };
     if (va !== 0) extension.stats.programmed.push(k.MmGetPhysicalAddress(va));
-    if (va === 0 || !extension.chip!.start(transfer)) this.#finish(extension, Irp, STATUS_INVALID_PARAMETER, 0);
+    if (va === 0 || !extension.chip!.start(transfer))
+      this.#finish(extension, Irp, STATUS_INVALID_PARAMETER, 0);
   }
 
   #isr(_interrupt: KINTERRUPT, extension: BypassExtension): boolean {
@@ -243,7 +261,12 @@ export class BypassDriver implements DriverContribution {
     const irp = DeviceObject.CurrentIrp;
     if (irp === undefined || extension.chip === undefined) return;
     const status = extension.chip.result();
-    this.#finish(extension, irp, status, NT_SUCCESS(status) ? this.#kernel.MmGetMdlByteCount(irp.MdlAddress!) : 0);
+    this.#finish(
+      extension,
+      irp,
+      status,
+      NT_SUCCESS(status) ? this.#kernel.MmGetMdlByteCount(irp.MdlAddress!) : 0,
+    );
   }
 
   #finish(extension: BypassExtension, Irp: IRP, status: NTSTATUS, information: number): void {

@@ -79,7 +79,9 @@ export class BypassLegacyChip implements BypassChip {
   }
 
   result(): NTSTATUS {
-    return (this.#status & (LDMA_STATUS_DMA_ERROR | LDMA_STATUS_LENGTH_ERROR)) === 0 ? STATUS_SUCCESS : STATUS_IO_DEVICE_ERROR;
+    return (this.#status & (LDMA_STATUS_DMA_ERROR | LDMA_STATUS_LENGTH_ERROR)) === 0
+      ? STATUS_SUCCESS
+      : STATUS_IO_DEVICE_ERROR;
   }
 
   shutdown(): void {

@@ -82,7 +82,13 @@ export class BypassNvmeChip implements BypassChip {
     const k = this.#kernel;
     this.#write(NVME_REG_INTMS, 1);
     this.#write(NVME_REG_CC, 0);
-    this.#queues = k.MmAllocateContiguousMemorySpecifyCache(QUEUE_BYTES, 0, Number.MAX_SAFE_INTEGER, 0, MmCached);
+    this.#queues = k.MmAllocateContiguousMemorySpecifyCache(
+      QUEUE_BYTES,
+      0,
+      Number.MAX_SAFE_INTEGER,
+      0,
+      MmCached,
+    );
     if (this.#queues === 0) return STATUS_INSUFFICIENT_RESOURCES;
     k.RtlZeroMemory(this.#queues, QUEUE_BYTES);
     this.#sqTail = 0;
@@ -101,7 +107,8 @@ export class BypassNvmeChip implements BypassChip {
 
   start(transfer: BypassTransfer): boolean {
     const k = this.#kernel;
-    if (transfer.length % NVME_SECTOR_SIZE !== 0 || transfer.byteOffset % NVME_SECTOR_SIZE !== 0) return false;
+    if (transfer.length % NVME_SECTOR_SIZE !== 0 || transfer.byteOffset % NVME_SECTOR_SIZE !== 0)
+      return false;
     const pages: number[] = [];
     for (let offset = 0; offset < transfer.length; ) {
       const va = transfer.va + offset;
@@ -158,7 +165,10 @@ export class BypassNvmeChip implements BypassChip {
   }
 
   #headDw3(): number {
-    const raw = this.#kernel.ReadMemory(this.#queues + PAGE_SIZE + this.#cqHead * NVME_CQE_SIZE + NVME_CQE_DW3, 4);
+    const raw = this.#kernel.ReadMemory(
+      this.#queues + PAGE_SIZE + this.#cqHead * NVME_CQE_SIZE + NVME_CQE_DW3,
+      4,
+    );
     return new DataView(raw.buffer).getUint32(0, true);
   }
 

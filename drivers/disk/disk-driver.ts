@@ -20,9 +20,9 @@ import {
   DEVICE_DESCRIPTION_VERSION2,
   type DEVICE_OBJECT,
   DISPATCH_LEVEL,
+  type DMA_ADAPTER,
   DO_DEVICE_INITIALIZING,
   DO_DIRECT_IO,
-  type DMA_ADAPTER,
   type DRIVER_OBJECT,
   type DriverContribution,
   FILE_DEVICE_DISK,
@@ -307,10 +307,19 @@ export class DiskDriver implements DriverContribution {
     if (Adapter === undefined || NumberOfMapRegisters < 2) return STATUS_INSUFFICIENT_RESOURCES;
     extension.adapter = Adapter;
     extension.numberOfMapRegisters = NumberOfMapRegisters;
-    extension.maxTransfer = Math.min(MAXIMUM_LENGTH, NVME_MAX_TRANSFER, (NumberOfMapRegisters - 1) * PAGE_SIZE);
+    extension.maxTransfer = Math.min(
+      MAXIMUM_LENGTH,
+      NVME_MAX_TRANSFER,
+      (NumberOfMapRegisters - 1) * PAGE_SIZE,
+    );
 
     // One list buffer for the largest transfer, sized the way KMDF sizes its lookaside list.
-    const calculated = Adapter.DmaOperations.CalculateScatterGatherList(Adapter, undefined, 0, NumberOfMapRegisters * PAGE_SIZE);
+    const calculated = Adapter.DmaOperations.CalculateScatterGatherList(
+      Adapter,
+      undefined,
+      0,
+      NumberOfMapRegisters * PAGE_SIZE,
+    );
     if (!NT_SUCCESS(calculated.Status)) return calculated.Status;
     extension.sglBuffer = k.ExAllocatePool2(POOL_FLAG_NON_PAGED, calculated.ScatterGatherListSize, "NvSg");
     extension.sglBufferLength = calculated.ScatterGatherListSize;
@@ -356,7 +365,13 @@ export class DiskDriver implements DriverContribution {
       }
       for (const buffer of [extension.sq, extension.cq, extension.prpList]) {
         if (buffer !== undefined) {
-          adapter.DmaOperations.FreeCommonBuffer(adapter, buffer.Length, buffer.LogicalAddress, buffer.VirtualAddress, false);
+          adapter.DmaOperations.FreeCommonBuffer(
+            adapter,
+            buffer.Length,
+            buffer.LogicalAddress,
+            buffer.VirtualAddress,
+            false,
+          );
         }
       }
       adapter.DmaOperations.PutDmaAdapter(adapter);
@@ -378,7 +393,8 @@ export class DiskDriver implements DriverContribution {
     const stack = k.IoGetCurrentIrpStackLocation(Irp);
     const parameters = stack.MajorFunction === IRP_MJ_WRITE ? stack.Parameters.Write : stack.Parameters.Read;
     const mdl = Irp.MdlAddress;
-    if (extension.adapter === undefined || extension.fatal) return this.#completeNow(Irp, STATUS_DEVICE_NOT_READY);
+    if (extension.adapter === undefined || extension.fatal)
+      return this.#completeNow(Irp, STATUS_DEVICE_NOT_READY);
     if (
       parameters === undefined ||
       mdl === undefined ||
@@ -464,7 +480,11 @@ export class DiskDriver implements DriverContribution {
     extension.nextCommandId = (commandId % 0xffff) + 1;
     const { sqe, sqeView } = extension;
     sqe.fill(0);
-    sqeView.setUint32(NVME_SQE_CDW0, ((request.write ? NVME_CMD_WRITE : NVME_CMD_READ) | (commandId << 16)) >>> 0, true);
+    sqeView.setUint32(
+      NVME_SQE_CDW0,
+      ((request.write ? NVME_CMD_WRITE : NVME_CMD_READ) | (commandId << 16)) >>> 0,
+      true,
+    );
     sqeView.setUint32(NVME_SQE_NSID, NVME_NAMESPACE_ID, true);
     setUint64(sqeView, NVME_SQE_PRP1, entries[0]!);
     setUint64(sqeView, NVME_SQE_PRP2, prp2);
@@ -494,10 +514,15 @@ export class DiskDriver implements DriverContribution {
     if (extension.adapter === undefined) return;
     extension.stats.dpcs++;
     if (extension.fatal) {
-      if (extension.current !== undefined) this.#finish(extension, STATUS_IO_DEVICE_ERROR, extension.current.done);
+      if (extension.current !== undefined)
+        this.#finish(extension, STATUS_IO_DEVICE_ERROR, extension.current.done);
       return;
     }
-    for (let dw3 = this.#nextCompletion(extension); dw3 !== undefined; dw3 = this.#nextCompletion(extension)) {
+    for (
+      let dw3 = this.#nextCompletion(extension);
+      dw3 !== undefined;
+      dw3 = this.#nextCompletion(extension)
+    ) {
       extension.cqHead = (extension.cqHead + 1) % CQ_ENTRIES;
       if (extension.cqHead === 0) extension.phase ^= 1;
       this.#write(extension, NVME_REG_CQ0HDBL, extension.cqHead);
@@ -511,7 +536,8 @@ export class DiskDriver implements DriverContribution {
     const request = extension.current;
     if (request === undefined) return;
     const adapter = extension.adapter!;
-    if (request.list !== undefined) adapter.DmaOperations.PutScatterGatherList(adapter, request.list, request.write);
+    if (request.list !== undefined)
+      adapter.DmaOperations.PutScatterGatherList(adapter, request.list, request.write);
     request.list = undefined;
     if (statusCode !== NVME_SC_SUCCESS) {
       this.#finish(extension, STATUS_IO_DEVICE_ERROR, request.done);
@@ -527,7 +553,8 @@ export class DiskDriver implements DriverContribution {
     const k = this.#kernel;
     const request = extension.current!;
     const adapter = extension.adapter!;
-    if (request.list !== undefined) adapter.DmaOperations.PutScatterGatherList(adapter, request.list, request.write);
+    if (request.list !== undefined)
+      adapter.DmaOperations.PutScatterGatherList(adapter, request.list, request.write);
     extension.current = undefined;
     if (!NT_SUCCESS(status)) extension.stats.failures++;
     request.irp.IoStatus.Status = status;
@@ -540,13 +567,20 @@ export class DiskDriver implements DriverContribution {
   #nextCompletion(extension: DiskExtension): number | undefined {
     const cq = extension.cq;
     if (cq === undefined) return undefined;
-    const raw = this.#kernel.ReadMemory(cq.VirtualAddress + extension.cqHead * NVME_CQE_SIZE + NVME_CQE_DW3, 4);
+    const raw = this.#kernel.ReadMemory(
+      cq.VirtualAddress + extension.cqHead * NVME_CQE_SIZE + NVME_CQE_DW3,
+      4,
+    );
     const dw3 = new DataView(raw.buffer).getUint32(0, true);
     return ((dw3 & NVME_CQE_PHASE) !== 0 ? 1 : 0) === extension.phase ? dw3 : undefined;
   }
 
   #allocateCommonBuffer(adapter: DMA_ADAPTER, length: number): CommonBuffer | undefined {
-    const { VirtualAddress, LogicalAddress } = adapter.DmaOperations.AllocateCommonBuffer(adapter, length, false);
+    const { VirtualAddress, LogicalAddress } = adapter.DmaOperations.AllocateCommonBuffer(
+      adapter,
+      length,
+      false,
+    );
     if (VirtualAddress === 0) return undefined;
     if (LogicalAddress % NVME_PAGE_SIZE !== 0) {
       adapter.DmaOperations.FreeCommonBuffer(adapter, length, LogicalAddress, VirtualAddress, false);
@@ -588,10 +622,15 @@ export function prpEntries(list: SCATTER_GATHER_LIST): number[] | undefined {
   for (let i = 0; i < count; i++) {
     const { Address, Length } = list.Elements[i]!;
     const end = Address + Length;
-    if ((i > 0 && Address % NVME_PAGE_SIZE !== 0) || (i < count - 1 && end % NVME_PAGE_SIZE !== 0)) return undefined;
+    if ((i > 0 && Address % NVME_PAGE_SIZE !== 0) || (i < count - 1 && end % NVME_PAGE_SIZE !== 0))
+      return undefined;
     if (i === 0 && Address % 4 !== 0) return undefined;
     entries.push(Address);
-    for (let page = Address - (Address % NVME_PAGE_SIZE) + NVME_PAGE_SIZE; page < end; page += NVME_PAGE_SIZE) {
+    for (
+      let page = Address - (Address % NVME_PAGE_SIZE) + NVME_PAGE_SIZE;
+      page < end;
+      page += NVME_PAGE_SIZE
+    ) {
       entries.push(page);
     }
   }

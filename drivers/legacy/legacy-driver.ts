@@ -17,19 +17,19 @@ import {
   ADDRESS_AND_SIZE_TO_SPAN_PAGES,
   BYTE_OFFSET,
   type CM_PARTIAL_RESOURCE_DESCRIPTOR,
-  DeallocateObjectKeepRegisters,
   DEVICE_DESCRIPTION_VERSION2,
   type DEVICE_OBJECT,
+  DeallocateObjectKeepRegisters,
   DISPATCH_LEVEL,
+  type DMA_ADAPTER,
   DO_DEVICE_INITIALIZING,
   DO_DIRECT_IO,
-  type DMA_ADAPTER,
   type DRIVER_OBJECT,
   type DriverContribution,
   FILE_DEVICE_CONTROLLER,
   FILE_DEVICE_SECURE_OPEN,
-  IO_NO_INCREMENT,
   type IO_ALLOCATION_ACTION,
+  IO_NO_INCREMENT,
   type IRP,
   IRP_MJ_PNP,
   IRP_MJ_READ,
@@ -147,7 +147,14 @@ export class LegacyDriver implements DriverContribution {
   #addDevice(DriverObject: DRIVER_OBJECT, PhysicalDeviceObject: DEVICE_OBJECT): NTSTATUS {
     const k = this.#kernel;
     const name = `\\Device\\LdmaSim${this.#instances++}`;
-    const created = k.IoCreateDevice(DriverObject, 0, name, FILE_DEVICE_CONTROLLER, FILE_DEVICE_SECURE_OPEN, false);
+    const created = k.IoCreateDevice(
+      DriverObject,
+      0,
+      name,
+      FILE_DEVICE_CONTROLLER,
+      FILE_DEVICE_SECURE_OPEN,
+      false,
+    );
     if (!NT_SUCCESS(created.Status)) return created.Status;
     const fdo = created.DeviceObject!;
     const lower = k.IoAttachDeviceToDeviceStack(fdo, PhysicalDeviceObject);
@@ -298,14 +305,18 @@ export class LegacyDriver implements DriverContribution {
       adapter,
       DeviceObject,
       extension.current.registers,
-      (_device, _irp, mapRegisterBase, context) => this.#adapterControl(context as LegacyExtension, mapRegisterBase),
+      (_device, _irp, mapRegisterBase, context) =>
+        this.#adapterControl(context as LegacyExtension, mapRegisterBase),
       extension,
     );
     if (!NT_SUCCESS(status)) this.#finish(extension, status, 0);
   }
 
   /** DRIVER_CONTROL: the registers are ours; map and start the first transfer. */
-  #adapterControl(extension: LegacyExtension, mapRegisterBase: MAP_REGISTER_BASE | undefined): IO_ALLOCATION_ACTION {
+  #adapterControl(
+    extension: LegacyExtension,
+    mapRegisterBase: MAP_REGISTER_BASE | undefined,
+  ): IO_ALLOCATION_ACTION {
     extension.current!.mapRegisterBase = mapRegisterBase;
     extension.current!.granted = true;
     this.#startTransfer(extension);
@@ -336,7 +347,11 @@ export class LegacyDriver implements DriverContribution {
     extension.stats.transfers++;
     this.#write(extension, LDMA_REG_ADDRESS, mapped.LogicalAddress);
     this.#write(extension, LDMA_REG_LENGTH, mapped.Length);
-    this.#write(extension, LDMA_REG_CONTROL, LDMA_CONTROL_START | (request.write ? 0 : LDMA_CONTROL_TO_MEMORY));
+    this.#write(
+      extension,
+      LDMA_REG_CONTROL,
+      LDMA_CONTROL_START | (request.write ? 0 : LDMA_CONTROL_TO_MEMORY),
+    );
   }
 
   #isr(_interrupt: KINTERRUPT, extension: LegacyExtension): boolean {

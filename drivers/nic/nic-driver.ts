@@ -20,9 +20,9 @@ import {
   DEVICE_DESCRIPTION_VERSION2,
   type DEVICE_OBJECT,
   DISPATCH_LEVEL,
+  type DMA_ADAPTER,
   DO_DEVICE_INITIALIZING,
   DO_DIRECT_IO,
-  type DMA_ADAPTER,
   type DRIVER_OBJECT,
   type DriverContribution,
   FILE_DEVICE_NETWORK,
@@ -48,7 +48,6 @@ import {
   NT_SUCCESS,
   type NTSTATUS,
   PAGE_SIZE,
-  PASSIVE_LEVEL,
   PCIBus,
   type PVOID,
   type SCATTER_GATHER_LIST,
@@ -69,6 +68,7 @@ import {
   E1000_DESC_ADDR,
   E1000_DESC_LENGTH,
   E1000_DESC_SIZE,
+  E1000_DEV_ID_82540EM,
   E1000_ICR,
   E1000_ICR_DMAERR,
   E1000_ICR_LSC,
@@ -110,7 +110,6 @@ import {
   E1000_TXD_STAT_DD,
   E1000_TXD_STATUS,
   E1000_VENDOR_ID,
-  E1000_DEV_ID_82540EM,
 } from "./nic-hw.js";
 
 const TX_DESCRIPTORS = 64;
@@ -119,7 +118,8 @@ const RX_DESCRIPTORS = 64;
 const ITR_INTERVAL_NS = 20_000;
 /** Received frames kept while no read is pending; more are dropped, as a full socket buffer does. */
 const MAX_QUEUED_FRAMES = 64;
-const INTERRUPT_CAUSES = E1000_ICR_TXDW | E1000_ICR_TXQE | E1000_ICR_RXT0 | E1000_ICR_RXO | E1000_ICR_DMAERR | E1000_ICR_LSC;
+const INTERRUPT_CAUSES =
+  E1000_ICR_TXDW | E1000_ICR_TXQE | E1000_ICR_RXT0 | E1000_ICR_RXO | E1000_ICR_DMAERR | E1000_ICR_LSC;
 const TWO_POW_32 = 2 ** 32;
 /** Ethernet header: the shortest frame the driver accepts to send. */
 const MIN_SEND_BYTES = 14;
@@ -211,7 +211,14 @@ export class NicDriver implements DriverContribution {
   #addDevice(DriverObject: DRIVER_OBJECT, PhysicalDeviceObject: DEVICE_OBJECT): NTSTATUS {
     const k = this.#kernel;
     const name = `\\Device\\E1000Sim${this.#instances++}`;
-    const created = k.IoCreateDevice(DriverObject, 0, name, FILE_DEVICE_NETWORK, FILE_DEVICE_SECURE_OPEN, false);
+    const created = k.IoCreateDevice(
+      DriverObject,
+      0,
+      name,
+      FILE_DEVICE_NETWORK,
+      FILE_DEVICE_SECURE_OPEN,
+      false,
+    );
     if (!NT_SUCCESS(created.Status)) return created.Status;
     const fdo = created.DeviceObject!;
     const lower = k.IoAttachDeviceToDeviceStack(fdo, PhysicalDeviceObject);
@@ -335,7 +342,11 @@ export class NicDriver implements DriverContribution {
     extension.txRing = this.#allocateCommonBuffer(Adapter, TX_DESCRIPTORS * E1000_DESC_SIZE);
     extension.rxRing = this.#allocateCommonBuffer(Adapter, RX_DESCRIPTORS * E1000_DESC_SIZE);
     extension.rxBuffers = this.#allocateCommonBuffer(Adapter, RX_DESCRIPTORS * E1000_RX_BUFFER_SIZE);
-    if (extension.txRing === undefined || extension.rxRing === undefined || extension.rxBuffers === undefined) {
+    if (
+      extension.txRing === undefined ||
+      extension.rxRing === undefined ||
+      extension.rxBuffers === undefined
+    ) {
       return STATUS_INSUFFICIENT_RESOURCES;
     }
     for (let slot = 0; slot < RX_DESCRIPTORS; slot++) this.#postReceive(extension, slot);
@@ -354,7 +365,11 @@ export class NicDriver implements DriverContribution {
     k.IoInitializeDpcRequest(extension.fdo, (dpc, device) => this.#dpcForIsr(dpc, device));
     this.#write(extension, E1000_ITR, Math.round(ITR_INTERVAL_NS / E1000_ITR_UNIT_NS));
     this.#write(extension, E1000_IMS, INTERRUPT_CAUSES);
-    this.#write(extension, E1000_RCTL, E1000_RCTL_EN | E1000_RCTL_BAM | E1000_RCTL_SECRC | E1000_RCTL_SZ_2048);
+    this.#write(
+      extension,
+      E1000_RCTL,
+      E1000_RCTL_EN | E1000_RCTL_BAM | E1000_RCTL_SECRC | E1000_RCTL_SZ_2048,
+    );
     this.#write(extension, E1000_TCTL, E1000_TCTL_EN | E1000_TCTL_PSP);
     return STATUS_SUCCESS;
   }
@@ -393,7 +408,13 @@ export class NicDriver implements DriverContribution {
       extension.rxPieces.length = 0;
       for (const buffer of [extension.txRing, extension.rxRing, extension.rxBuffers]) {
         if (buffer !== undefined) {
-          adapter.DmaOperations.FreeCommonBuffer(adapter, buffer.Length, buffer.LogicalAddress, buffer.VirtualAddress, false);
+          adapter.DmaOperations.FreeCommonBuffer(
+            adapter,
+            buffer.Length,
+            buffer.LogicalAddress,
+            buffer.VirtualAddress,
+            false,
+          );
         }
       }
       adapter.DmaOperations.PutDmaAdapter(adapter);
@@ -416,7 +437,11 @@ export class NicDriver implements DriverContribution {
     if (mdl === undefined) return this.#complete(Irp, STATUS_INVALID_PARAMETER, 0);
     const length = k.MmGetMdlByteCount(mdl);
     const va = k.MmGetMdlVirtualAddress(mdl);
-    if (length < MIN_SEND_BYTES || length > E1000_MAX_FRAME || ADDRESS_AND_SIZE_TO_SPAN_PAGES(va, length) > TX_DESCRIPTORS / 2) {
+    if (
+      length < MIN_SEND_BYTES ||
+      length > E1000_MAX_FRAME ||
+      ADDRESS_AND_SIZE_TO_SPAN_PAGES(va, length) > TX_DESCRIPTORS / 2
+    ) {
       return this.#complete(Irp, STATUS_INVALID_PARAMETER, 0);
     }
     k.IoMarkIrpPending(Irp);
@@ -479,7 +504,10 @@ export class NicDriver implements DriverContribution {
         view.setUint32(E1000_DESC_ADDR, element.Address % TWO_POW_32, true);
         view.setUint32(E1000_DESC_ADDR + 4, Math.floor(element.Address / TWO_POW_32), true);
         view.setUint16(E1000_DESC_LENGTH, element.Length, true);
-        view.setUint8(E1000_TXD_CMD, last ? E1000_TXD_CMD_EOP | E1000_TXD_CMD_IFCS | E1000_TXD_CMD_RS : E1000_TXD_CMD_IFCS);
+        view.setUint8(
+          E1000_TXD_CMD,
+          last ? E1000_TXD_CMD_EOP | E1000_TXD_CMD_IFCS | E1000_TXD_CMD_RS : E1000_TXD_CMD_IFCS,
+        );
         this.#kernel.WriteMemory(ring.VirtualAddress + slot * E1000_DESC_SIZE, descriptor);
         if (!last) slot = (slot + 1) % TX_DESCRIPTORS;
       }
@@ -531,7 +559,10 @@ export class NicDriver implements DriverContribution {
     for (;;) {
       const frame = extension.txFrames[extension.txNextToClean];
       if (frame === undefined) break;
-      const status = this.#kernel.ReadMemory(ring.VirtualAddress + frame.last * E1000_DESC_SIZE + E1000_TXD_STATUS, 1)[0]!;
+      const status = this.#kernel.ReadMemory(
+        ring.VirtualAddress + frame.last * E1000_DESC_SIZE + E1000_TXD_STATUS,
+        1,
+      )[0]!;
       if ((status & E1000_TXD_STAT_DD) === 0) break;
       extension.txFrames[frame.first] = undefined;
       extension.txNextToClean = (frame.last + 1) % TX_DESCRIPTORS;
@@ -560,10 +591,12 @@ export class NicDriver implements DriverContribution {
       this.#postReceive(extension, slot);
       extension.rxNextToClean = (slot + 1) % RX_DESCRIPTORS;
       cleaned = true;
-      if ((status & E1000_RXD_STAT_EOP) !== 0) this.#frameReceived(extension, concat(extension.rxPieces.splice(0)));
+      if ((status & E1000_RXD_STAT_EOP) !== 0)
+        this.#frameReceived(extension, concat(extension.rxPieces.splice(0)));
     }
     // Hand the cleaned descriptors back, still keeping one: the chip owns RDH..RDT-1.
-    if (cleaned) this.#write(extension, E1000_RDT, (extension.rxNextToClean + RX_DESCRIPTORS - 1) % RX_DESCRIPTORS);
+    if (cleaned)
+      this.#write(extension, E1000_RDT, (extension.rxNextToClean + RX_DESCRIPTORS - 1) % RX_DESCRIPTORS);
   }
 
   #frameReceived(extension: NicExtension, frame: Uint8Array): void {
@@ -607,8 +640,11 @@ export class NicDriver implements DriverContribution {
 
   #allocateCommonBuffer(adapter: DMA_ADAPTER, length: number): CommonBuffer | undefined {
     const k = this.#kernel;
-    if (k.KeGetCurrentIrql() !== PASSIVE_LEVEL) return undefined;
-    const { VirtualAddress, LogicalAddress } = adapter.DmaOperations.AllocateCommonBuffer(adapter, length, false);
+    const { VirtualAddress, LogicalAddress } = adapter.DmaOperations.AllocateCommonBuffer(
+      adapter,
+      length,
+      false,
+    );
     if (VirtualAddress === 0) return undefined;
     k.RtlZeroMemory(VirtualAddress, Math.ceil(length / PAGE_SIZE) * PAGE_SIZE);
     return { VirtualAddress, LogicalAddress, Length: length };

@@ -44,7 +44,8 @@ export class Artifacts {
   constructor(folder: string) {
     try {
       mkdirSync(folder, { recursive: true });
-      if (!statSync(folder).isDirectory()) throw new OutputFolderError(`output folder ${folder} is not a folder`);
+      if (!statSync(folder).isDirectory())
+        throw new OutputFolderError(`output folder ${folder} is not a folder`);
       accessSync(folder, constants.W_OK);
       const probe = join(folder, ".write-test");
       closeSync(openSync(probe, "w"));

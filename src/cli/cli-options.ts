@@ -4,9 +4,9 @@
  * "error: option '--mode <mode>' argument 'x' is invalid. <reason>" and exits 1.
  */
 import { InvalidArgumentError } from "commander";
+import { SCENARIO_DRIVERS, type ScenarioDriver } from "../../samples/scenario.js";
 import { REMAPPING_MODES, type RemappingMode, resolveMachineOptions } from "../machine/machine-options.js";
 import { PlatformError } from "../platform/platform-error.js";
-import { SCENARIO_DRIVERS, type ScenarioDriver } from "../../samples/scenario.js";
 
 const UNITS: Readonly<Record<string, number>> = {
   "": 1,
@@ -43,7 +43,10 @@ export function collectModes(text: string, previous: readonly RemappingMode[] | 
 }
 
 /** Collects --driver values: repeatable and comma-separated. */
-export function collectDrivers(text: string, previous: readonly ScenarioDriver[] | undefined): ScenarioDriver[] {
+export function collectDrivers(
+  text: string,
+  previous: readonly ScenarioDriver[] | undefined,
+): ScenarioDriver[] {
   return [...(previous ?? []), ...split(text).map((value) => oneOf(value, SCENARIO_DRIVERS, "driver"))];
 }
 

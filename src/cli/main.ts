@@ -9,7 +9,7 @@
  */
 import "reflect-metadata";
 import { SingleBar } from "cli-progress";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { formatBytes } from "../../samples/explain.js";
 import { runMatrix } from "../../samples/matrix.js";
 import type { ScenarioDriver, ScenarioResult } from "../../samples/scenario.js";
@@ -35,9 +35,21 @@ function command(): Command {
       "Run the sample drivers against a Windows-style DMA DDI on a simulated machine, with the IOMMU off, " +
         "in passthrough, strict and lazy, and show what the IOMMU stops.",
     )
-    .option("-m, --mode <modes>", `remapping modes: ${REMAPPING_MODES.join(", ")} (repeatable or comma list; default: all)`, collectModes)
-    .option("-d, --driver <drivers>", "scenarios: nic, disk, legacy, bypass64, bypass32, rogue (repeatable or comma list; default: all)", collectDrivers)
-    .option("--memory <size>", "RAM of each machine: 8G, 16GiB, 4096M or bytes (MMIO hole at 3 GiB)", parseMemorySize, 8 * GiB)
+    .option(
+      "-m, --mode <modes>",
+      `remapping modes: ${REMAPPING_MODES.join(", ")} (repeatable or comma list; default: all)`,
+      collectModes,
+    )
+    .option(
+      "-d, --driver <drivers>",
+      "scenarios: nic, disk, legacy, bypass64, bypass32, rogue (repeatable or comma list; default: all)",
+      collectDrivers,
+    )
+    .addOption(
+      new Option("--memory <size>", "RAM of each machine: 8G, 16GiB, 4096M or bytes (MMIO hole at 3 GiB)")
+        .argParser(parseMemorySize)
+        .default(8 * GiB, "8G"),
+    )
     .option("--seed <n>", "seed of every machine's random choices (frame placement, data)", parseSeed, 1)
     .option("-o, --out <dir>", "folder for trace.json, nic.pcap and disk.img", "out")
     .option("--json", "print one JSON object {scenarios: [...]} on stdout instead of the table")
@@ -71,7 +83,12 @@ function main(argv: readonly string[]): number {
   const uses = (driver: ScenarioDriver): boolean => drivers === undefined || drivers.includes(driver);
   const pcap = uses("nic") ? artifacts.pcap() : undefined;
   const progress = process.stderr.isTTY
-    ? new SingleBar({ stream: process.stderr, format: " {bar} {value}/{total} {scenario}", hideCursor: true, clearOnComplete: true })
+    ? new SingleBar({
+        stream: process.stderr,
+        format: " {bar} {value}/{total} {scenario}",
+        hideCursor: true,
+        clearOnComplete: true,
+      })
     : undefined;
   const results = runMatrix({
     ...(drivers === undefined ? {} : { drivers }),
@@ -101,7 +118,9 @@ function main(argv: readonly string[]): number {
   }
   const errors = results.filter((r) => r.outcome === "error");
   if (errors.length > 0) {
-    return fail(`${errors.length} scenario(s) ended in error: ${errors.map((r) => `${r.driver}/${r.mode}`).join(", ")}`);
+    return fail(
+      `${errors.length} scenario(s) ended in error: ${errors.map((r) => `${r.driver}/${r.mode}`).join(", ")}`,
+    );
   }
   return 0;
 }
@@ -109,7 +128,8 @@ function main(argv: readonly string[]): number {
 function report(results: readonly ScenarioResult[], options: CliOptions, written: readonly string[]): string {
   const platform = resolveMachineOptions({ memory: options.memory }).platform;
   const high = platform.ramRanges.find((range) => range.start >= 4 * GiB);
-  const layout = high === undefined ? "all below 4 GiB" : `${formatBytes(high.end - high.start)} of it above 4 GiB`;
+  const layout =
+    high === undefined ? "all below 4 GiB" : `${formatBytes(high.end - high.start)} of it above 4 GiB`;
   return [
     `Windows DMA DDI on a simulated machine: ${formatBytes(options.memory)} of RAM (${layout}), seed ${options.seed}`,
     "",
@@ -131,6 +151,8 @@ function fail(message: string): number {
 try {
   process.exitCode = main(process.argv.slice(2));
 } catch (error) {
-  process.stderr.write(`error: internal failure: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}\n`);
+  process.stderr.write(
+    `error: internal failure: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}\n`,
+  );
   process.exitCode = 70;
 }

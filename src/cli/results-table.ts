@@ -24,7 +24,9 @@ const COLUMNS: readonly Column[] = [
 
 export function formatResultsTable(results: readonly ScenarioResult[]): string {
   const rows = results.map((result) => COLUMNS.map((column) => column.cell(result)));
-  const widths = COLUMNS.map((column, i) => Math.max(column.title.length, ...rows.map((row) => row[i]!.length)));
+  const widths = COLUMNS.map((column, i) =>
+    Math.max(column.title.length, ...rows.map((row) => row[i]!.length)),
+  );
   const line = (cells: readonly string[]): string =>
     cells
       .map((cell, i) => {
@@ -33,7 +35,10 @@ export function formatResultsTable(results: readonly ScenarioResult[]): string {
       })
       .join("  ")
       .trimEnd();
-  const out = [line(COLUMNS.map((c) => c.title)), line(widths.map((w, i) => "-".repeat(i === widths.length - 1 ? 13 : w)))];
+  const out = [
+    line(COLUMNS.map((c) => c.title)),
+    line(widths.map((w, i) => "-".repeat(i === widths.length - 1 ? 13 : w))),
+  ];
   let previous: string | undefined;
   for (const [i, row] of rows.entries()) {
     if (previous !== undefined && previous !== results[i]!.driver) out.push("");

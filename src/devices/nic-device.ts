@@ -16,7 +16,7 @@
  *   that failed (TDH stays on its first descriptor) until the driver writes TDT again; a receive
  *   failure drops the frame without writing any descriptor back.
  *
- * Simplified (documented in docs/devices.md): legacy descriptors only (DEXT and the checksum
+ * Simplified (documented in docs/samples.md): legacy descriptors only (DEXT and the checksum
  * offloads are ignored), no address filtering (every frame is accepted, as in promiscuous mode),
  * no FCS on the wire, no TIDV/RDTR delay timers, no EEPROM/PHY/flow-control registers.
  */

@@ -17,9 +17,10 @@
  *   ReactOS quirks this avoids: copy-back from entry 0, copy-back of pieces that never bounced,
  *   a counter reset that breaks multi-piece flushes).
  * - Bounce pages are uncached (MmNonCached, as ReactOS allocates them): the device reads and
- *   writes them directly, and each copy is one CpuMemory access of the driver's page against the
- *   bounce frame's bytes, so a non-coherent machine sees the driver's dirty cache lines at copy-in
- *   and finds the device's data in its cache after copy-out. One copy per page, nothing staged.
+ *   writes them directly. On a coherent machine each copy is a physical-to-physical copy per
+ *   physically contiguous run (PhysicalMemory.copy); on a non-coherent one the CPU side goes
+ *   through CpuMemory, so copy-in sees the driver's dirty cache lines and copy-out lands in the
+ *   CPU's view.
  *
  * The pools (HalOptions.mapRegisterPoolPages pages each, frames owned by "hal.bounce") are made on
  * first need: one below 16 MiB for devices with 24..31 address bits, one below 4 GiB for wider
@@ -38,7 +39,7 @@ import type { Mdl } from "../platform/mdl.js";
 import { formatAddress, GiB, LARGE_PAGE_SIZE, MiB, PAGE_SIZE, spanPages } from "../platform/page.js";
 import { PhysicalMemory } from "../platform/physical-memory.js";
 import { PlatformError } from "../platform/platform-error.js";
-import { Counters } from "../trace/counters.js";
+import { type CounterCell, Counters } from "../trace/counters.js";
 import { EventBus } from "../trace/event-bus.js";
 import type { AdapterObject } from "./adapter-object.js";
 import { BouncePool } from "./bounce-pool.js";
@@ -113,9 +114,11 @@ export class DirectMapping implements DmaMappingStrategy {
   private readonly iommu: Iommu;
   private readonly options: HalOptionsShape;
   private readonly events: EventBus;
-  private readonly counters: Counters;
   private readonly bounceOwner: number;
   private readonly commonBufferOwner: number;
+  private readonly bounceBytes: CounterCell;
+  private readonly bounceInBytes: CounterCell;
+  private readonly bounceOutBytes: CounterCell;
   /** Pools by the highest address they serve. */
   private readonly poolsByReach = new Map<number, BouncePool>();
   private readonly files = new Set<DirectMapRegisterFile>();
@@ -140,9 +143,11 @@ export class DirectMapping implements DmaMappingStrategy {
     this.iommu = iommu;
     this.options = options;
     this.events = events;
-    this.counters = counters;
     this.bounceOwner = frames.registerOwner(BOUNCE_OWNER);
     this.commonBufferOwner = frames.registerOwner(COMMON_BUFFER_OWNER);
+    this.bounceBytes = counters.cell("hal.bounce.bytes");
+    this.bounceInBytes = counters.cell("hal.bounce.in.bytes");
+    this.bounceOutBytes = counters.cell("hal.bounce.out.bytes");
   }
 
   /** The bounce pools made so far, for reports: where they are and how much is in use. */
@@ -500,11 +505,7 @@ export class DirectMapping implements DmaMappingStrategy {
     throw new PlatformError("no-memory", `no free page below ${formatAddress(reach)} for map registers`);
   }
 
-  /**
-   * Copies one piece between the MDL's pages and its bounce pages, a page at a time (a bounced
-   * piece keeps its in-page offset, so source and bounce pages line up). The CPU side goes
-   * through CpuMemory; the bounce side is the frames themselves, uncached.
-   */
+  /** Copies one piece between the MDL's pages and its bounce pages, and counts it. */
   private bounce(
     adapter: AdapterObject,
     pool: BouncePool,
@@ -514,26 +515,10 @@ export class DirectMapping implements DmaMappingStrategy {
     bounceAddress: number,
     toBounce: boolean,
   ): void {
-    const pfns = mdl.pfns;
-    const views = pool.views;
-    let position = mdl.byteOffset + offset;
-    const end = position + length;
-    let register = (bounceAddress - pool.base - (bounceAddress % PAGE_SIZE)) / PAGE_SIZE;
-    // A coherent CPU reads and writes memory itself: skip CpuMemory's cache model, same bytes.
-    const cpu: PageAccess = this.cpu.coherent ? this.memory : this.cpu;
-    while (position < end) {
-      const inPage = position % PAGE_SIZE;
-      const bytes = Math.min(end - position, PAGE_SIZE - inPage);
-      const physical = pfns[(position - inPage) / PAGE_SIZE]! * PAGE_SIZE + inPage;
-      const view = views[register]!;
-      const target = bytes === PAGE_SIZE ? view : view.subarray(inPage, inPage + bytes);
-      if (toBounce) cpu.read(physical, target);
-      else cpu.write(physical, target);
-      position += bytes;
-      register++;
-    }
-    this.counters.add("hal.bounce.bytes", length);
-    this.counters.add(toBounce ? "hal.bounce.in.bytes" : "hal.bounce.out.bytes", length);
+    if (this.cpu.coherent) this.copyRuns(mdl, offset, length, bounceAddress, toBounce);
+    else this.copyThroughCache(pool, mdl, offset, length, bounceAddress, toBounce);
+    this.bounceBytes.value += length;
+    (toBounce ? this.bounceInBytes : this.bounceOutBytes).value += length;
     if (this.events.hasListeners("dma.bounce")) {
       this.events.emit("dma.bounce", {
         adapter: adapter.id,
@@ -542,6 +527,58 @@ export class DirectMapping implements DmaMappingStrategy {
         logicalAddress: bounceAddress,
         bytes: length,
       });
+    }
+  }
+
+  /** Coherent machine: physical-to-physical copies, one per physically contiguous run of the MDL. */
+  private copyRuns(mdl: Mdl, offset: number, length: number, bounceAddress: number, toBounce: boolean): void {
+    const pfns = mdl.pfns;
+    let position = mdl.byteOffset + offset;
+    const end = position + length;
+    let bounce = bounceAddress;
+    while (position < end) {
+      let page = Math.floor(position / PAGE_SIZE);
+      const physical = pfns[page]! * PAGE_SIZE + (position % PAGE_SIZE);
+      let runEnd = Math.min(end, (page + 1) * PAGE_SIZE);
+      while (runEnd < end && pfns[page + 1] === pfns[page]! + 1) {
+        page++;
+        runEnd = Math.min(end, (page + 1) * PAGE_SIZE);
+      }
+      const bytes = runEnd - position;
+      if (toBounce) this.memory.copy(bounce, physical, bytes);
+      else this.memory.copy(physical, bounce, bytes);
+      bounce += bytes;
+      position = runEnd;
+    }
+  }
+
+  /**
+   * Non-coherent machine: the CPU side goes through CpuMemory (it sees the driver's dirty lines
+   * at copy-in; the device's data lands in its view at copy-out), a page at a time, against the
+   * bounce frames' own bytes (a bounced piece keeps its in-page offset, so the pages line up).
+   */
+  private copyThroughCache(
+    pool: BouncePool,
+    mdl: Mdl,
+    offset: number,
+    length: number,
+    bounceAddress: number,
+    toBounce: boolean,
+  ): void {
+    const pfns = mdl.pfns;
+    let position = mdl.byteOffset + offset;
+    const end = position + length;
+    let register = (bounceAddress - pool.base - (bounceAddress % PAGE_SIZE)) / PAGE_SIZE;
+    while (position < end) {
+      const inPage = position % PAGE_SIZE;
+      const bytes = Math.min(end - position, PAGE_SIZE - inPage);
+      const physical = pfns[(position - inPage) / PAGE_SIZE]! * PAGE_SIZE + inPage;
+      const view = pool.views[register]!;
+      const bounce = bytes === PAGE_SIZE ? view : view.subarray(inPage, inPage + bytes);
+      if (toBounce) this.cpu.read(physical, bounce);
+      else this.cpu.write(physical, bounce);
+      position += bytes;
+      register++;
     }
   }
 
@@ -605,12 +642,6 @@ export class DirectMapping implements DmaMappingStrategy {
       });
     }
   }
-}
-
-/** What a bounce copy needs of the CPU's view of memory. */
-interface PageAccess {
-  read(physical: number, into: Uint8Array): void;
-  write(physical: number, from: Uint8Array): void;
 }
 
 function direction(writeToDevice: boolean): DmaDirection {

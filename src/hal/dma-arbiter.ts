@@ -74,6 +74,11 @@ export class DmaArbiter {
     return this.#channels.get(adapter)!;
   }
 
+  /** True while a request owns the adapter's channel (also after PutDmaAdapter, as a leak). */
+  holdsChannel(adapter: AdapterObject): boolean {
+    return this.#channels.get(adapter)?.owner !== undefined;
+  }
+
   /**
    * Queues `request` for its adapter's channel and registers; its routine runs before this
    * returns if nothing has to wait. A synchronous request (DMA_SYNCHRONOUS_CALLBACK) is refused
@@ -163,6 +168,7 @@ export class DmaArbiter {
         request.state = "cancelled";
         this.#announce(request, "cancel");
       }
+      if (channel.owner === undefined) this.#channels.delete(adapter);
       this.#serve();
       return dropped;
     });

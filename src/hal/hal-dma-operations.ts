@@ -29,7 +29,7 @@ import { MemoryManager } from "../platform/memory-manager.js";
 import { formatAddress, PAGE_SIZE, spanPages } from "../platform/page.js";
 import { PlatformError } from "../platform/platform-error.js";
 import { Scheduler } from "../platform/scheduler.js";
-import { Counters } from "../trace/counters.js";
+import { type CounterCell, Counters } from "../trace/counters.js";
 import { EventBus } from "../trace/event-bus.js";
 import { AdapterObject } from "./adapter-object.js";
 import { CommonBufferVector, vectorLayout } from "./common-buffer-vector.js";
@@ -205,7 +205,11 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   private readonly grants = new MapRegisterGrants();
   private readonly arbiter: DmaArbiter;
   private readonly listOwner: number;
+  private readonly mapPieces: CounterCell;
+  private readonly mapBytes: CounterCell;
+  /** Adapters handed out and not released; released ones are only remembered for bug check 0x18. */
   private readonly adapters = new Set<AdapterObject>();
+  private readonly releasedAdapters = new WeakSet<AdapterObject>();
   private readonly lists = new Map<SCATTER_GATHER_LIST, ListRecord>();
   private readonly listsPut = new WeakSet<SCATTER_GATHER_LIST>();
   private readonly commonBuffers = new Map<number, CommonBufferRecord>();
@@ -234,6 +238,8 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     this.counters = counters;
     this.arbiter = new DmaArbiter(scheduler, this.grants, events, counters);
     this.listOwner = frames.registerOwner(SCATTER_GATHER_OWNER);
+    this.mapPieces = counters.cell("hal.map.pieces");
+    this.mapBytes = counters.cell("hal.map.bytes");
   }
 
   // ------------------------------------------------------------------ for the Hal
@@ -249,9 +255,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
 
   /** Adapters handed out and not yet released. */
   get openAdapters(): number {
-    let open = 0;
-    for (const adapter of this.adapters) if (!adapter.released) open++;
-    return open;
+    return this.adapters.size;
   }
 
   resources(): DispatcherResources {
@@ -277,6 +281,8 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     for (const request of dropped) request.cleanup?.();
     const leaked = this.outstanding(adapter);
     adapter.released = true;
+    this.adapters.delete(adapter);
+    this.releasedAdapters.add(adapter);
     if (leaked === 0) this.lower(() => adapter.strategy.closeAdapter(adapter), "PutDmaAdapter");
     else this.counters.add("hal.adapter.leaked", leaked);
     this.counters.add("hal.adapter.close");
@@ -1328,20 +1334,20 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       throw dmaViolation(DmaViolation.nullAdapter, 0, 0, 0, `${name}: the DMA_ADAPTER is NULL`);
     }
     if (!(value instanceof AdapterObject) || !this.adapters.has(value)) {
+      if (value instanceof AdapterObject && this.releasedAdapters.has(value)) {
+        throw dmaViolation(
+          DmaViolation.releasedAdapter,
+          value.id,
+          0,
+          0,
+          `${name} on adapter ${value.id}, which PutDmaAdapter released`,
+        );
+      }
       throw halViolation(
         HalRule.notAnAdapter,
         0,
         0,
         `${name}: the DMA_ADAPTER was not returned by this machine's IoGetDmaAdapter`,
-      );
-    }
-    if (value.released) {
-      throw dmaViolation(
-        DmaViolation.releasedAdapter,
-        value.id,
-        0,
-        0,
-        `${name} on adapter ${value.id}, which PutDmaAdapter released`,
       );
     }
     const member = MEMBERS[name];
@@ -1582,8 +1588,8 @@ export class HalDmaOperations implements DMA_OPERATIONS {
         `${name}: the mapping strategy mapped ${piece.length} of ${length} bytes`,
       );
     }
-    this.counters.add("hal.map.pieces");
-    this.counters.add("hal.map.bytes", piece.length);
+    this.mapPieces.value++;
+    this.mapBytes.value += piece.length;
     return piece;
   }
 
@@ -1980,7 +1986,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     for (const record of this.lists.values()) if (record.adapter === adapter) count++;
     for (const record of this.commonBuffers.values()) if (record.buffer.adapter === adapter) count++;
     for (const vector of this.vectors) if (vector.adapter === adapter) count++;
-    if (this.arbiter.channel(adapter).owner !== undefined) count++;
+    if (this.arbiter.holdsChannel(adapter)) count++;
     return count;
   }
 

@@ -2,8 +2,8 @@
  * Exports what machines did as a Chrome trace-event JSON file (the "Trace Event Format" that
  * chrome://tracing and the Perfetto UI open): one process per machine, one track (tid) per PCI
  * device and per CPU context, a complete "X" slice per DMA the device made through its port,
- * instant "i" events for IOMMU faults, invalidations, interrupts, DPCs, bounce copies and IRP
- * completions, and async "b"/"e" pairs for the lifetime of each DMA mapping.
+ * instant "i" events for IOMMU faults, invalidations, interrupts, DPCs, bounce copies, verifier
+ * violations and IRP completions, and async "b"/"e" pairs for the lifetime of each DMA mapping.
  *
  * It only subscribes to the EventBus: names and payloads are those of the layers' *-events.ts
  * files, read structurally. Time is virtual (ns) and comes from the clock the caller passes; the
@@ -55,6 +55,7 @@ export const TraceTrack = {
   interrupt: 3,
   hal: 4,
   iommu: 5,
+  offload: 6,
 } as const;
 const TRACK_NAMES: Readonly<Record<number, string>> = {
   [TraceTrack.passive]: "CPU: passive (PnP, IRPs)",
@@ -62,8 +63,10 @@ const TRACK_NAMES: Readonly<Record<number, string>> = {
   [TraceTrack.interrupt]: "CPU: DIRQL (interrupts)",
   [TraceTrack.hal]: "HAL: map registers, lists, bounce copies",
   [TraceTrack.iommu]: "IOMMU: faults, invalidations",
+  [TraceTrack.offload]: "Offload: CPU copies",
 };
 export const DEVICE_TID_BASE = 1000;
+const OFFLOAD_TID_BASE = 100;
 
 export class ChromeTraceExporter {
   readonly #events: ChromeTraceEvent[] = [];
@@ -85,6 +88,24 @@ export class ChromeTraceExporter {
       push({ name, ph: "i", s: "t", ts: ts(), pid, tid, cat, args });
     /** Where each device's DMA engine is free again, in ns. */
     const engineFree = new Map<number, number>();
+    /** One track per offload channel (copies on one channel never overlap); the CPU's is TraceTrack.offload. */
+    const offloadTracks = new Map<string, number>([["", TraceTrack.offload]]);
+    const offloadTrack = (channel: string): number => {
+      let tid = offloadTracks.get(channel);
+      if (tid === undefined) {
+        tid = OFFLOAD_TID_BASE + offloadTracks.size;
+        offloadTracks.set(channel, tid);
+        push({
+          name: "thread_name",
+          ph: "M",
+          ts: 0,
+          pid,
+          tid,
+          args: { name: `Offload: channel ${channel}` },
+        });
+      }
+      return tid;
+    };
 
     push({ name: "process_name", ph: "M", ts: 0, pid, tid: 0, args: { name: options.name } });
     push({ name: "process_sort_index", ph: "M", ts: 0, pid, tid: 0, args: { sort_index: pid } });
@@ -113,6 +134,9 @@ export class ChromeTraceExporter {
         });
         push({ name: "thread_sort_index", ph: "M", ts: 0, pid, tid, args: { sort_index: tid } });
       }),
+      bus.on("pci.detach", (e) =>
+        instant(DEVICE_TID_BASE + e.requesterId, "unplugged", "pci", { name: e.name }),
+      ),
       bus.on("device.transfer", (e) => {
         const tid = DEVICE_TID_BASE + e.requesterId;
         const start = Math.max(now(), engineFree.get(e.requesterId) ?? 0);
@@ -146,6 +170,12 @@ export class ChromeTraceExporter {
         instant(DEVICE_TID_BASE + e.requesterId, "IOMMU fault", "iommu.fault", args);
         instant(TraceTrack.iommu, `fault ${rid(e.requesterId)} ${hex(e.address)}`, "iommu.fault", args);
       }),
+      bus.on("iommu.fault-interrupt", (e) =>
+        instant(TraceTrack.iommu, "fault event interrupt", "iommu.fault", {
+          unit: e.unit,
+          faultStatus: hex(e.faultStatus),
+        }),
+      ),
       bus.on("iommu.invalidate", (e) =>
         instant(TraceTrack.iommu, `invalidate ${e.kind}`, "iommu.invalidate", {
           unit: e.unit,
@@ -197,6 +227,34 @@ export class ChromeTraceExporter {
           cat: "dma.mapping",
           id: `${e.adapter}:${e.iova}`,
           args: { policy: e.policy },
+        }),
+      ),
+      bus.on("dma.adapter", (e) =>
+        instant(TraceTrack.hal, `adapter ${e.adapter} ${e.action}`, "dma.adapter", {
+          requester: rid(e.requesterId),
+          strategy: e.strategy,
+          addressBits: e.addressBits,
+          scatterGather: e.scatterGather,
+          numberOfMapRegisters: e.numberOfMapRegisters,
+          leaked: e.leaked,
+        }),
+      ),
+      bus.on("verifier.violation", (e) => {
+        const args = { code: hex(e.code), member: e.member, driver: e.driver, explanation: e.explanation };
+        instant(TraceTrack.hal, `verifier: ${e.name}`, "verifier", args);
+        if (e.requesterId >= 0)
+          instant(DEVICE_TID_BASE + e.requesterId, `verifier: ${e.name}`, "verifier", args);
+      }),
+      bus.on("offload.copy", (e) =>
+        push({
+          name: `copy ${e.bytes} B (${e.method})`,
+          ph: "X",
+          ts: e.submittedNs / 1000,
+          dur: Math.max(1, e.completedNs - e.submittedNs) / 1000,
+          pid,
+          tid: offloadTrack(e.channel),
+          cat: "offload",
+          args: { reason: e.reason, status: hex(e.status >>> 0) },
         }),
       ),
       bus.on("dma.bounce", (e) =>

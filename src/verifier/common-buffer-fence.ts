@@ -46,7 +46,8 @@ export class CommonBufferFence {
   readonly #memory: PhysicalMemory;
   readonly #head = new Uint8Array(PAGE_SIZE).fill(FENCE_PADDING);
   readonly #tail = new Uint8Array(MAX_TAIL).fill(FENCE_PADDING);
-  readonly #scratch = new Uint8Array(MAX_TAIL);
+  readonly #headScratch = new Uint8Array(PAGE_SIZE);
+  readonly #tailScratch = new Uint8Array(MAX_TAIL);
 
   constructor(kernel: KernelMemory, cpu: CpuMemory, memory: PhysicalMemory) {
     this.#kernel = kernel;
@@ -74,14 +75,14 @@ export class CommonBufferFence {
   }
 
   #checkIn(va: number, length: number, view: "cpu" | "memory"): FenceDamage | undefined {
-    const head = this.#read(va - PAGE_SIZE, PAGE_SIZE, view);
+    const head = this.#read(va - PAGE_SIZE, this.#headScratch, view);
     const headTag = firstDifference(head.subarray(PAGE_SIZE - TAG), FENCE_TAG);
     if (headTag >= 0) {
       const address = va - TAG + headTag;
       return { subCode: Overrun.tagBefore, p3: length, p4: va, address, seenIn: view };
     }
     const tailLength = this.#tailLength(length);
-    const tail = this.#read(va + length, tailLength, view);
+    const tail = this.#read(va + length, this.#tailScratch.subarray(0, tailLength), view);
     const tailTag = firstDifference(tail.subarray(0, TAG), FENCE_TAG);
     if (tailTag >= 0) {
       return { subCode: Overrun.tagAfter, p3: length, p4: va, address: va + length + tailTag, seenIn: view };
@@ -108,11 +109,11 @@ export class CommonBufferFence {
     this.#kernel.forEachPhysicalRun(va, bytes.length, (pa, _done, run) => this.#cpu.flush(pa, run));
   }
 
-  #read(va: number, length: number, view: "cpu" | "memory"): Uint8Array {
-    const out = this.#scratch.subarray(0, length);
+  /** Fills `out` from [va, va + out.length) as the CPU or as memory sees it. */
+  #read(va: number, out: Uint8Array, view: "cpu" | "memory"): Uint8Array {
     if (view === "cpu") this.#kernel.read(va, out);
     else
-      this.#kernel.forEachPhysicalRun(va, length, (pa, done, run) =>
+      this.#kernel.forEachPhysicalRun(va, out.length, (pa, done, run) =>
         this.#memory.read(pa, out.subarray(done, done + run)),
       );
     return out;

@@ -51,6 +51,8 @@ export interface ViolationReport {
   readonly allocations?: readonly AllocationSite[];
   /** Raised by hardware (a device, the IOMMU): no driver call stack to show. */
   readonly hardware?: boolean;
+  /** The driver, when there is no adapter to name it (IoGetDmaAdapter's checks). */
+  readonly driver?: string;
 }
 
 const LEFT_DEVICE = new Set(["enumerated", "failed", "deleted"]);
@@ -204,6 +206,11 @@ export class DmaVerifier {
     return ledger;
   }
 
+  /** The service name of the driver on a PDO's stack ("" when none). */
+  driverOf(pdo: DEVICE_OBJECT): string {
+    return driverOf(pdo);
+  }
+
   /** The mode IoGetDmaAdapter's checks use before an adapter exists. */
   modeForDevice(pdo: DEVICE_OBJECT): VerifierMode | "off" {
     return modeFor(this.options, {
@@ -282,7 +289,7 @@ export class DmaVerifier {
       member: report.member,
       adapter: ledger?.id ?? -1,
       requesterId: ledger?.requesterId ?? -1,
-      driver: ledger?.driver ?? "",
+      driver: ledger?.driver ?? report.driver ?? "",
       stack: report.hardware === true ? "" : this.stack(),
       allocations,
     };

@@ -33,6 +33,7 @@ export function verifiedHal(hal: Hal, verifier: DmaVerifier): Hal {
           p3: DEVICE_DESCRIPTION_VERSION3,
           p4: 0,
           explanation: `IoGetDmaAdapter with DEVICE_DESCRIPTION.Version ${String(version)}: only versions 0 to ${DEVICE_DESCRIPTION_VERSION3} exist (IoGetDmaAdapter returns NULL)`,
+          driver: verifier.driverOf(pdo),
         },
         mode,
       );

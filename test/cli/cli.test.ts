@@ -26,7 +26,10 @@ interface Ran {
 /** Runs the CLI with tsx directly (npx would add its own warnings to stderr). */
 async function cli(...args: string[]): Promise<Ran> {
   try {
-    const { stdout, stderr } = await run(TSX, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, FORCE_COLOR: "0" } });
+    const { stdout, stderr } = await run(TSX, [MAIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, FORCE_COLOR: "0" },
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -47,17 +50,28 @@ describe("npx tsx src/cli/main.ts --json", () => {
   let stdout = "";
 
   beforeAll(async () => {
-    const { stdout: text } = await run("npx", ["tsx", "src/cli/main.ts", "--json", "--driver", "nic", "--mode", "strict", "--out", out], {
-      cwd: ROOT,
-    });
+    const { stdout: text } = await run(
+      "npx",
+      ["tsx", "src/cli/main.ts", "--json", "--driver", "nic", "--mode", "strict", "--out", out],
+      {
+        cwd: ROOT,
+      },
+    );
     stdout = text;
-  });
+  }, 60_000);
 
   it("prints exactly one JSON object with the row", () => {
     const parsed = JSON.parse(stdout) as { scenarios: Record<string, unknown>[] };
     expect(Object.keys(parsed)).toEqual(["scenarios"]);
     expect(parsed.scenarios).toHaveLength(1);
-    expect(parsed.scenarios[0]).toMatchObject({ driver: "nic", mode: "strict", outcome: "ok", dataIntact: true, faults: 0, bounces: 0 });
+    expect(parsed.scenarios[0]).toMatchObject({
+      driver: "nic",
+      mode: "strict",
+      outcome: "ok",
+      dataIntact: true,
+      faults: 0,
+      bounces: 0,
+    });
     for (const key of ["bytes", "iotlbMisses"]) expect(typeof parsed.scenarios[0]![key]).toBe("number");
   });
 
@@ -69,17 +83,29 @@ describe("npx tsx src/cli/main.ts --json", () => {
       context.skip("tshark is not installed: the pcap check needs it (apt-get install tshark)");
       return;
     }
-    const lines = execFileSync(binary, ["-r", path, "-T", "fields", "-e", "frame.len", "-e", "eth.type"], { encoding: "utf8" })
+    const lines = execFileSync(binary, ["-r", path, "-T", "fields", "-e", "frame.len", "-e", "eth.type"], {
+      encoding: "utf8",
+    })
       .trim()
       .split("\n");
     expect(lines).toHaveLength(8);
     expect(lines.every((line) => line.endsWith("0x88b5"))).toBe(true);
-    expect(lines.map((line) => Number(line.split("\t")[0]))).toEqual([60, 1514, 590, 4096, 9018, 1514, 128, 16000]);
+    expect(lines.map((line) => Number(line.split("\t")[0]))).toEqual([
+      60, 1514, 590, 4096, 9018, 1514, 128, 16000,
+    ]);
   });
 
   it("writes trace.json in Chrome trace-event format: tracks, slices per transfer, instants", () => {
     const trace = JSON.parse(readFileSync(join(out, "trace.json"), "utf8")) as {
-      traceEvents: { ph: string; name: string; ts: number; dur?: number; pid: number; tid: number; args?: { name?: string } }[];
+      traceEvents: {
+        ph: string;
+        name: string;
+        ts: number;
+        dur?: number;
+        pid: number;
+        tid: number;
+        args?: { name?: string };
+      }[];
       displayTimeUnit: string;
     };
     expect(trace.displayTimeUnit).toBe("ns");
@@ -88,7 +114,9 @@ describe("npx tsx src/cli/main.ts --json", () => {
       expect(["X", "i", "b", "e", "M"]).toContain(e.ph);
       expect(Number.isFinite(e.ts) && Number.isInteger(e.pid) && Number.isInteger(e.tid)).toBe(true);
     }
-    const threads = events.filter((e) => e.ph === "M" && e.name === "thread_name").map((e) => e.args?.name ?? "");
+    const threads = events
+      .filter((e) => e.ph === "M" && e.name === "thread_name")
+      .map((e) => e.args?.name ?? "");
     expect(threads.some((name) => name.startsWith("device ") && name.includes("NIC"))).toBe(true);
     expect(threads.some((name) => name.startsWith("CPU: DISPATCH_LEVEL"))).toBe(true);
     const slices = events.filter((e) => e.ph === "X");
@@ -105,7 +133,16 @@ describe("npx tsx src/cli/main.ts --json", () => {
 describe("the table and the disk image", () => {
   it("prints a table row per scenario with its explanation, and leaves a sparse disk.img", async () => {
     const out = mkdtempSync(join(tmpdir(), "dma-cli-"));
-    const { code, stdout, stderr } = await cli("--driver", "disk,bypass32", "--mode", "off", "--mode", "strict", "--out", out);
+    const { code, stdout, stderr } = await cli(
+      "--driver",
+      "disk,bypass32",
+      "--mode",
+      "off",
+      "--mode",
+      "strict",
+      "--out",
+      out,
+    );
     expect(code).toBe(0);
     expect(stderr).toBe("");
     const rows = stdout.split("\n").filter((line) => /^(disk|bypass32)\s/.test(line));
@@ -130,7 +167,11 @@ describe.concurrent("bad input: one line on stderr, non-zero status, no stack tr
   ];
   const file = join(mkdtempSync(join(tmpdir(), "dma-cli-")), "a-file");
   writeFileSync(file, "not a folder");
-  cases.push(["an output folder that cannot be written", ["--driver", "rogue", "--out", join(file, "out")], /cannot write to output folder/]);
+  cases.push([
+    "an output folder that cannot be written",
+    ["--driver", "rogue", "--out", join(file, "out")],
+    /cannot write to output folder/,
+  ]);
 
   for (const [what, args, message] of cases) {
     it(`rejects ${what}`, async () => {

@@ -6,6 +6,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { runMatrix } from "../../samples/matrix.js";
 import type { Outcome, ScenarioDriver, ScenarioResult } from "../../samples/scenario.js";
+import { runScenario } from "../../samples/scenario-run.js";
+import { NicDevice } from "../../src/devices/nic-device.js";
 import type { RemappingMode } from "../../src/machine/machine-options.js";
 
 const EXPECTED: Record<ScenarioDriver, Record<RemappingMode, readonly Outcome[]>> = {
@@ -14,7 +16,12 @@ const EXPECTED: Record<ScenarioDriver, Record<RemappingMode, readonly Outcome[]>
   legacy: { off: ["ok"], passthrough: ["ok"], strict: ["ok"], lazy: ["ok"] },
   bypass64: { off: ["ok"], passthrough: ["ok"], strict: ["blocked"], lazy: ["blocked"] },
   bypass32: { off: ["corrupted"], passthrough: ["corrupted"], strict: ["blocked"], lazy: ["blocked"] },
-  rogue: { off: ["leaked", "corrupted"], passthrough: ["leaked", "corrupted"], strict: ["blocked"], lazy: ["blocked"] },
+  rogue: {
+    off: ["leaked", "corrupted"],
+    passthrough: ["leaked", "corrupted"],
+    strict: ["blocked"],
+    lazy: ["blocked"],
+  },
 };
 
 let results: ScenarioResult[];
@@ -109,6 +116,27 @@ describe("the demonstration matrix (8 GiB, hole at 3 GiB)", () => {
   });
 });
 
+describe("a scenario that goes wrong", () => {
+  it("becomes an error row that says why, not a crash of the whole matrix", () => {
+    const result = runScenario(
+      {
+        driver: "nic",
+        modules: [],
+        run(run) {
+          run.plug(new NicDevice());
+          run.start();
+          throw new Error("unreachable");
+        },
+      },
+      "strict",
+      {},
+    );
+    expect(result.outcome).toBe("error");
+    expect(result.error).toMatch(/did not start .*device node is enumerated/);
+    expect(result.explanation).toMatch(/^the run stopped: /);
+  });
+});
+
 describe("other machines", () => {
   it("without RAM above 4 GiB the truncation is harmless and bypass32 reads correctly", () => {
     const [r] = runMatrix({ drivers: ["bypass32"], modes: ["off"], memory: 2 * 2 ** 30 });
@@ -118,6 +146,7 @@ describe("other machines", () => {
 
   it("a 16 GiB machine and another seed give the same outcomes", () => {
     const rows = runMatrix({ memory: 16 * 2 ** 30, seed: 7 });
-    for (const r of rows) expect(EXPECTED[r.driver][r.mode], `${r.driver}/${r.mode}: ${r.explanation}`).toContain(r.outcome);
+    for (const r of rows)
+      expect(EXPECTED[r.driver][r.mode], `${r.driver}/${r.mode}: ${r.explanation}`).toContain(r.outcome);
   });
 });

@@ -10,18 +10,18 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import type { ContainerModule } from "inversify";
 import { describe, expect, it } from "vitest";
+import bypassModule from "../../drivers/bypass/bypass-module.js";
 import { DiskDriver, prpEntries } from "../../drivers/disk/disk-driver.js";
 import diskModule from "../../drivers/disk/disk-module.js";
 import { LegacyDriver } from "../../drivers/legacy/legacy-driver.js";
 import legacyModule from "../../drivers/legacy/legacy-module.js";
 import nicModule from "../../drivers/nic/nic-module.js";
-import bypassModule from "../../drivers/bypass/bypass-module.js";
 import { HostMemory, patternBytes, sameBytes } from "../../samples/host-memory.js";
+import { IoManager } from "../../src/ddi/io-manager.js";
 import { DiskController } from "../../src/devices/disk-controller.js";
 import { LegacyDmaDevice } from "../../src/devices/legacy-dma-device.js";
 import { MemoryDiskImage } from "../../src/devices/memory-disk-image.js";
 import { NicDevice } from "../../src/devices/nic-device.js";
-import { IoManager } from "../../src/ddi/io-manager.js";
 import { Hal } from "../../src/hal/hal.js";
 import { STATUS_CANCELLED, STATUS_INVALID_PARAMETER, STATUS_SUCCESS } from "../../src/hal/wdm/ntstatus.js";
 import type { SCATTER_GATHER_LIST } from "../../src/hal/wdm/scatter-gather-list.js";
@@ -49,7 +49,11 @@ describe("the README driver", () => {
     const readme = readFileSync(join(ROOT, "README.md"), "utf8");
     const block = /```ts\n(\/\/ test\/drivers\/readme\/readme-driver\.ts[^\n]*\n[\s\S]*?)```/.exec(readme);
     expect(block, "README.md has the driver's code block").not.toBeNull();
-    const shown = block![1]!.split("\n").slice(1).join("\n").replace('"dma-ddi-sim/ddi"', '"../../../src/ddi/index.js"');
+    const shown = block![1]!
+      .split("\n")
+      .slice(1)
+      .join("\n")
+      .replace('"dma-ddi-sim/ddi"', '"../../../src/ddi/index.js"');
     const file = readFileSync(join(ROOT, "test/drivers/readme/readme-driver.ts"), "utf8")
       .split("\n")
       .filter((line) => !line.startsWith("// biome-ignore"))
@@ -100,7 +104,10 @@ describe("the disk driver", () => {
   it("turns any list of whole pages (first one offset) into one PRP entry per page", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.integer({ min: 1, max: 1 << 20 }), fc.integer({ min: 1, max: 4 })), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 1 << 20 }), fc.integer({ min: 1, max: 4 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
         fc.integer({ min: 0, max: PAGE_SIZE / 4 - 1 }),
         (runs, dwords) => {
           const offset = dwords * 4;
@@ -109,7 +116,11 @@ describe("the disk driver", () => {
             Length: pages * PAGE_SIZE - (i === 0 ? offset : 0),
             Reserved: 0,
           }));
-          const list: SCATTER_GATHER_LIST = { NumberOfElements: elements.length, Reserved: 0, Elements: elements };
+          const list: SCATTER_GATHER_LIST = {
+            NumberOfElements: elements.length,
+            Reserved: 0,
+            Elements: elements,
+          };
           const entries = prpEntries(list)!;
           expect(entries).toHaveLength(runs.reduce((n, [, pages]) => n + pages, 0));
           expect(entries[0]).toBe(elements[0]!.Address);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { BouncePool } from "../../src/hal/bounce-pool.js";
 import type { DmaBounceEvent } from "../../src/hal/hal-events.js";
 import type { DmaMapEvent } from "../../src/hal/remap-events.js";
 import { Isa } from "../../src/hal/wdm/device-description.js";
@@ -6,6 +7,7 @@ import type { MAP_REGISTER_BASE } from "../../src/hal/wdm/dma-v3-types.js";
 import { DeallocateObjectKeepRegisters } from "../../src/hal/wdm/io-allocation-action.js";
 import type { Mdl } from "../../src/platform/mdl.js";
 import { GiB, MiB, PAGE_SIZE } from "../../src/platform/page.js";
+import { PlatformError } from "../../src/platform/platform-error.js";
 import { bugCheckOf, HalRig, type OpenAdapter, pattern, sameBytes } from "./support/hal-rig.js";
 
 const FOUR_GIB = 4 * GiB;
@@ -236,5 +238,34 @@ describe("no remapping: where map registers bounce", () => {
     expect(bounces).toEqual([
       expect.objectContaining({ direction: "out", bytes: 2 * PAGE_SIZE, logicalAddress: piece!.logical }),
     ]);
+  });
+});
+
+describe("BouncePool", () => {
+  const pool = (): BouncePool =>
+    new BouncePool(
+      16 * MiB - 8 * PAGE_SIZE,
+      8,
+      16 * MiB - 1,
+      Array.from({ length: 8 }, () => new Uint8Array(PAGE_SIZE)),
+    );
+
+  it("hands out contiguous runs first fit and takes them back", () => {
+    const registers = pool();
+    expect([registers.allocate(3), registers.allocate(2), registers.allocate(4)]).toEqual([0, 3, undefined]);
+    registers.free(0, 3);
+    expect(registers.allocate(2)).toBe(0);
+    expect(registers.allocate(3)).toBe(5);
+    expect(registers.pagesInUse).toBe(7);
+    expect(registers.address(5)).toBe(16 * MiB - 3 * PAGE_SIZE);
+  });
+
+  it("refuses a double free and a run outside the pool, changing nothing", () => {
+    const registers = pool();
+    registers.allocate(2);
+    expect(() => registers.free(1, 2)).toThrow(PlatformError);
+    expect(() => registers.free(7, 2)).toThrow(PlatformError);
+    expect(registers.pagesInUse).toBe(2);
+    expect(() => new BouncePool(16 * MiB, 8, 16 * MiB - 1, [])).toThrow(PlatformError);
   });
 });

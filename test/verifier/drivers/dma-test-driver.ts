@@ -85,10 +85,14 @@ export abstract class DmaTestDriver implements DriverContribution {
   readonly hardwareIds = ["PCI\\VEN_1AF4&DEV_10F1"];
   /** "scatter-gather" (GetScatterGatherList) or "packet" (AllocateAdapterChannel + MapTransfer). */
   protected readonly style: "scatter-gather" | "packet" = "scatter-gather";
+  /** false: a 32-bit device, whose buffers above 4 GiB bounce when nothing remaps them. */
+  protected readonly dma64: boolean = true;
   /** The extension of the device the driver started last, for tests. */
   extension: DmaTestExtension | undefined;
   /** What the driver observed, for tests (statuses, bytes it read). */
   readonly log: string[] = [];
+  /** The buffers its own steps allocated (ownBuffer), in order, for tests. */
+  readonly buffers: { readonly va: PVOID; readonly mdl: MDL }[] = [];
 
   /** The package's module builds the driver with the machine's Kernel (driver-package.ts). */
   constructor(protected readonly kernel: Kernel) {}
@@ -103,13 +107,14 @@ export abstract class DmaTestDriver implements DriverContribution {
     return STATUS_SUCCESS;
   }
 
-  /** The DEVICE_DESCRIPTION START asks for: a 64-bit scatter/gather PCI bus master. */
+  /** The DEVICE_DESCRIPTION START asks for: a scatter/gather PCI bus master, 64-bit unless `dma64` is false. */
   protected description(): DEVICE_DESCRIPTION {
     const description = zeroedDeviceDescription();
     description.Version = DEVICE_DESCRIPTION_VERSION2;
     description.Master = true;
     description.ScatterGather = true;
-    description.Dma64BitAddresses = true;
+    description.Dma64BitAddresses = this.dma64;
+    description.Dma32BitAddresses = !this.dma64;
     description.InterfaceType = PCIBus;
     description.MaximumLength = 64 * 1024;
     return description;
@@ -145,6 +150,7 @@ export abstract class DmaTestDriver implements DriverContribution {
   protected startScatterGather(extension: DmaTestExtension, irp: IRP): void {
     const k = this.kernel;
     const mdl = irp.MdlAddress!;
+    k.KeFlushIoBuffers(mdl, !extension.writeToDevice, true);
     this.atDispatch(() => {
       const status = this.ops(extension).GetScatterGatherList(
         extension.adapter!,
@@ -184,6 +190,7 @@ export abstract class DmaTestDriver implements DriverContribution {
 
   protected startPacket(extension: DmaTestExtension, irp: IRP): void {
     const registers = this.registersFor(irp.MdlAddress!);
+    this.kernel.KeFlushIoBuffers(irp.MdlAddress!, !extension.writeToDevice, true);
     this.atDispatch(() => {
       const status = this.ops(extension).AllocateAdapterChannel(
         extension.adapter!,
@@ -243,6 +250,7 @@ export abstract class DmaTestDriver implements DriverContribution {
     const va = k.ExAllocatePoolWithTag(NonPagedPool, length, "Test");
     const mdl = k.IoAllocateMdl(va, length, false, false, undefined)!;
     if (build) k.MmBuildMdlForNonPagedPool(mdl);
+    this.buffers.push({ va, mdl });
     return { va, mdl };
   }
 

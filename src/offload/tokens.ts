@@ -1,0 +1,2 @@
+/** Injection tokens of the offload layer. */
+export const DmaCopyOptions = Symbol.for("offload.DmaCopyOptions");

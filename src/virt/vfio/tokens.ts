@@ -1,0 +1,2 @@
+/** Injection tokens of VFIO. */
+export const VfioOptions = Symbol.for("virt.VfioOptions");
