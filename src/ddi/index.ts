@@ -10,6 +10,7 @@ export * from "../hal/wdm/device-object.js";
 export * from "../hal/wdm/dma-operations.js";
 export * from "../hal/wdm/dma-v3-types.js";
 export * from "../hal/wdm/io-allocation-action.js";
+export * from "../hal/wdm/iommu-interface.js";
 export * from "../hal/wdm/irql.js";
 export * from "../hal/wdm/ntstatus.js";
 export * from "../hal/wdm/scatter-gather-list.js";

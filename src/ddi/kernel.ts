@@ -16,18 +16,21 @@
  * returns the documented NTSTATUS (or NULL), or throws a BugCheck where Windows would crash. A
  * PlatformError from the layers below never escapes.
  */
-import { inject, injectable } from "inversify";
+import { inject, injectable, optional } from "inversify";
 import { Hal } from "../hal/hal.js";
+import { IommuInterface } from "../hal/iommu-interface/iommu-interface.js";
 import { BugCheck, IRQL_NOT_LESS_OR_EQUAL } from "../hal/wdm/bug-check.js";
 import type { DEVICE_DESCRIPTION } from "../hal/wdm/device-description.js";
 import type { DEVICE_OBJECT, DRIVER_OBJECT, IO_STACK_LOCATION, IRP, MDL } from "../hal/wdm/device-object.js";
 import type { IoGetDmaAdapterResult, PHYSICAL_ADDRESS, PVOID } from "../hal/wdm/dma-operations.js";
 import { type MEMORY_CACHING_TYPE, MmCached } from "../hal/wdm/dma-v3-types.js";
+import type { DMA_IOMMU_INTERFACE, DMA_IOMMU_INTERFACE_EX } from "../hal/wdm/iommu-interface.js";
 import { APC_LEVEL, DISPATCH_LEVEL, type KIRQL, PASSIVE_LEVEL } from "../hal/wdm/irql.js";
 import {
   type NTSTATUS,
   STATUS_INSUFFICIENT_RESOURCES,
   STATUS_INVALID_PARAMETER,
+  STATUS_NOT_SUPPORTED,
   STATUS_SUCCESS,
 } from "../hal/wdm/ntstatus.js";
 import { CpuMemory } from "../platform/cpu-memory.js";
@@ -135,6 +138,7 @@ export class Kernel {
   readonly #pool: PoolAllocator;
   readonly #cpuAccess: CpuAccess;
   readonly #counters: Counters;
+  readonly #iommuInterface: IommuInterface | undefined;
   readonly #interrupts = new Map<KINTERRUPT, () => void>();
   #nextDpcTicket = 1;
 
@@ -150,6 +154,7 @@ export class Kernel {
     @inject(PoolAllocator) pool: PoolAllocator,
     @inject(CpuAccess) cpuAccess: CpuAccess,
     @inject(Counters) counters: Counters,
+    @inject(IommuInterface) @optional() iommuInterface: IommuInterface | undefined,
   ) {
     this.#io = io;
     this.#hal = hal;
@@ -162,6 +167,7 @@ export class Kernel {
     this.#pool = pool;
     this.#cpuAccess = cpuAccess;
     this.#counters = counters;
+    this.#iommuInterface = iommuInterface;
   }
 
   // ---- DMA adapter ----
@@ -185,6 +191,28 @@ export class Kernel {
       () => this.#hal.getDmaAdapter(pdo, DeviceDescription),
       () => NULL_ADAPTER,
     );
+  }
+
+  // ---- IOMMU interface ----
+
+  /**
+   * IoGetIommuInterface, PASSIVE_LEVEL (deprecated): DMA_IOMMU_INTERFACE, the V1 routines.
+   * STATUS_NOT_SUPPORTED without DMA remapping (or when the HAL does not provide the interface).
+   */
+  IoGetIommuInterface(Version: number): { Status: NTSTATUS; InterfaceOut: DMA_IOMMU_INTERFACE | undefined } {
+    this.#atMost(PASSIVE_LEVEL, "IoGetIommuInterface");
+    if (this.#iommuInterface === undefined) return { Status: STATUS_NOT_SUPPORTED, InterfaceOut: undefined };
+    return this.#iommuInterface.getInterface(Version);
+  }
+
+  /** IoGetIommuInterfaceEx, PASSIVE_LEVEL: DMA_IOMMU_INTERFACE_EX of Version 1 or 2; Flags must be 0. */
+  IoGetIommuInterfaceEx(
+    Version: number,
+    Flags: number,
+  ): { Status: NTSTATUS; InterfaceOut: DMA_IOMMU_INTERFACE_EX | undefined } {
+    this.#atMost(PASSIVE_LEVEL, "IoGetIommuInterfaceEx");
+    if (this.#iommuInterface === undefined) return { Status: STATUS_NOT_SUPPORTED, InterfaceOut: undefined };
+    return this.#iommuInterface.getInterfaceEx(Version, Flags);
   }
 
   // ---- IRQL ----

@@ -16,8 +16,8 @@ export class BouncePool {
   /** Highest physical address of the reach class the pool serves, inclusive. */
   readonly reach: number;
   /**
-   * The live bytes of each register's frame (PhysicalMemory.frame): on a non-coherent machine the
-   * CPU's side of a copy goes through its cache model, the bounce side straight into these.
+   * The live bytes of each register's frame (PhysicalMemory.frame): the HAL is the bounce engine,
+   * so it copies straight into the frames the device will read.
    */
   readonly views: readonly Uint8Array[];
   readonly #used: Uint8Array;

@@ -84,7 +84,12 @@ export function resolveGuestOptions(options: GuestOptions, defaultSeed: number):
     throw new PlatformError("bad-handle", "a guest needs a non-empty name");
   }
   const memory = options.memory ?? 64 * MiB;
-  if (!Number.isSafeInteger(memory) || memory < 16 * MiB || memory > MAX_GUEST_MEMORY || memory % PAGE_SIZE !== 0) {
+  if (
+    !Number.isSafeInteger(memory) ||
+    memory < 16 * MiB ||
+    memory > MAX_GUEST_MEMORY ||
+    memory % PAGE_SIZE !== 0
+  ) {
     throw new PlatformError(
       "out-of-range",
       `guest memory ${String(memory)} must be whole pages between 16 MiB and 64 GiB`,
@@ -99,7 +104,10 @@ export function resolveGuestOptions(options: GuestOptions, defaultSeed: number):
   }
   const remapping = options.remapping ?? "strict";
   if (remapping !== "strict" && remapping !== "lazy") {
-    throw new PlatformError("out-of-range", `guest remapping ${String(remapping)} is neither strict nor lazy`);
+    throw new PlatformError(
+      "out-of-range",
+      `guest remapping ${String(remapping)} is neither strict nor lazy`,
+    );
   }
   const invalidation = options.invalidation ?? "range";
   if (invalidation !== "page" && invalidation !== "range") {
@@ -118,7 +126,8 @@ export function resolveGuestOptions(options: GuestOptions, defaultSeed: number):
     );
   }
   const seed = options.seed ?? defaultSeed;
-  if (!Number.isSafeInteger(seed)) throw new PlatformError("out-of-range", `seed ${String(seed)} must be an integer`);
+  if (!Number.isSafeInteger(seed))
+    throw new PlatformError("out-of-range", `seed ${String(seed)} must be an integer`);
   const coherent = options.coherent ?? true;
   if (typeof coherent !== "boolean") throw new PlatformError("out-of-range", "coherent must be a boolean");
   return {

@@ -33,11 +33,11 @@ import type { PageRun } from "./physical-pages.js";
 /** Pages of a level-1 table's span (2 MiB). */
 const TABLE_SPAN_PAGES = LARGE_PAGE_SIZE / PAGE_SIZE;
 
-/** An allocator block and how many ranges still use it; freed when none does. */
+/** An allocator block (pfn, pages: the power-of-two block) and how many of its pages are mapped. */
 export interface AllocatorBlock {
   readonly pfn: number;
   readonly pages: number;
-  refs: number;
+  mapped: number;
 }
 
 /** Who owns a logical range: a MapLogicalRange(Ex) mapping, an identity mapping or a token. */

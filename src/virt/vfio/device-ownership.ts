@@ -47,7 +47,11 @@ export class DeviceOwnership {
       throw new VfioError("EBUSY", operation, `${formatRequesterId(rid)} is already bound to ${bound}`);
     }
     if (this.kernelOwned(rid)) {
-      throw new VfioError("EBUSY", operation, `${formatRequesterId(rid)} is driven by a kernel driver (its DMA has an owner)`);
+      throw new VfioError(
+        "EBUSY",
+        operation,
+        `${formatRequesterId(rid)} is driven by a kernel driver (its DMA has an owner)`,
+      );
     }
     this.#drivers.set(rid, driver);
   }

@@ -12,7 +12,12 @@
  */
 import type { IommuDomain } from "../../iommu/iommu-domain.js";
 import type { ProcessAddressSpace } from "../../platform/process-address-space.js";
-import { VFIO_API_VERSION, VFIO_NOIOMMU_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from "./vfio-constants.js";
+import {
+  VFIO_API_VERSION,
+  VFIO_NOIOMMU_IOMMU,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+} from "./vfio-constants.js";
 import type { VfioContext } from "./vfio-context.js";
 import { VfioError } from "./vfio-error.js";
 import type { VfioGroup } from "./vfio-group.js";
@@ -73,7 +78,8 @@ export class VfioContainer {
   /** VFIO_CHECK_EXTENSION: 1 when the backend `type` can be used on this machine, else 0. */
   checkExtension(type: number): number {
     this.#open("VFIO_CHECK_EXTENSION");
-    if (type === VFIO_TYPE1_IOMMU || type === VFIO_TYPE1v2_IOMMU) return this.#context.iommu.translationEnabled ? 1 : 0;
+    if (type === VFIO_TYPE1_IOMMU || type === VFIO_TYPE1v2_IOMMU)
+      return this.#context.iommu.translationEnabled ? 1 : 0;
     if (type === VFIO_NOIOMMU_IOMMU) return this.#noiommuGroups() || this.#groups.size === 0 ? 1 : 0;
     return 0;
   }
@@ -86,14 +92,20 @@ export class VfioContainer {
     const operation = "VFIO_SET_IOMMU";
     this.#open(operation);
     if (this.#groups.size === 0) throw new VfioError("EINVAL", operation, "the container has no group yet");
-    if (this.#type !== undefined) throw new VfioError("EINVAL", operation, `the IOMMU backend is already set (type ${this.#type})`);
+    if (this.#type !== undefined)
+      throw new VfioError("EINVAL", operation, `the IOMMU backend is already set (type ${this.#type})`);
     const type1 = type === VFIO_TYPE1_IOMMU || type === VFIO_TYPE1v2_IOMMU;
-    if (!type1 && type !== VFIO_NOIOMMU_IOMMU) throw new VfioError("ENODEV", operation, `no IOMMU backend of type ${String(type)}`);
+    if (!type1 && type !== VFIO_NOIOMMU_IOMMU)
+      throw new VfioError("ENODEV", operation, `no IOMMU backend of type ${String(type)}`);
     if (type1 && this.#noiommuGroups()) {
       throw new VfioError("ENODEV", operation, "type1 needs DMA remapping; these are noiommu groups");
     }
     if (!type1 && !this.#noiommuGroups()) {
-      throw new VfioError("ENODEV", operation, "noiommu serves only noiommu groups; these groups have an IOMMU");
+      throw new VfioError(
+        "ENODEV",
+        operation,
+        "noiommu serves only noiommu groups; these groups have an IOMMU",
+      );
     }
     if (type1) {
       const c = this.#context;
@@ -167,8 +179,10 @@ export class VfioContainer {
 
   #type1(operation: string): VfioIommuType1 {
     this.#open(operation);
-    if (this.#type === VFIO_NOIOMMU_IOMMU) throw new VfioError("ENOTTY", operation, "the noiommu backend has no DMA mapping");
-    if (this.#backend === undefined) throw new VfioError("EINVAL", operation, "no IOMMU backend set (VFIO_SET_IOMMU first)");
+    if (this.#type === VFIO_NOIOMMU_IOMMU)
+      throw new VfioError("ENOTTY", operation, "the noiommu backend has no DMA mapping");
+    if (this.#backend === undefined)
+      throw new VfioError("EINVAL", operation, "no IOMMU backend set (VFIO_SET_IOMMU first)");
     return this.#backend;
   }
 }

@@ -87,7 +87,10 @@ export class VfioGroup {
     if (!this.#viable()) {
       const owners = this.devices
         .filter((rid) => this.#context.ownership.driverOf(rid) !== "vfio-pci")
-        .map((rid) => `${formatRequesterId(rid)} (${this.#context.ownership.driverOf(rid) ?? "not bound to vfio-pci"})`);
+        .map(
+          (rid) =>
+            `${formatRequesterId(rid)} (${this.#context.ownership.driverOf(rid) ?? "not bound to vfio-pci"})`,
+        );
       throw new VfioError("EBUSY", operation, `${this.path} is not viable: ${owners.join(", ")}`);
     }
     container.addGroup(this, operation);
@@ -101,7 +104,11 @@ export class VfioGroup {
     const container = this.#container;
     if (container === undefined) throw new VfioError("EINVAL", operation, `${this.path} is in no container`);
     if (this.#devices.size > 0) {
-      throw new VfioError("EBUSY", operation, `${this.path} still has ${this.#devices.size} device handle(s) open`);
+      throw new VfioError(
+        "EBUSY",
+        operation,
+        `${this.path} still has ${this.#devices.size} device handle(s) open`,
+      );
     }
     container.removeGroup(this);
     this.#container = undefined;
@@ -118,7 +125,11 @@ export class VfioGroup {
       throw new VfioError("EINVAL", operation, `${this.path} needs a container with an IOMMU backend first`);
     }
     const rid = deviceRequesterId(name);
-    if (rid === undefined || !this.devices.includes(rid) || this.#context.ownership.driverOf(rid) !== "vfio-pci") {
+    if (
+      rid === undefined ||
+      !this.devices.includes(rid) ||
+      this.#context.ownership.driverOf(rid) !== "vfio-pci"
+    ) {
       throw new VfioError("ENODEV", operation, `no vfio-pci device "${String(name)}" in ${this.path}`);
     }
     if (this.#devices.has(rid)) throw new VfioError("EBUSY", operation, `${name} is already open`);

@@ -20,15 +20,20 @@
  * invalidates the IOTLB at once (VFIO never defers), and only then unpins the pages.
  * Pinned pages are counted per page, not per mapping: mapping the same memory twice pins it once.
  */
+
+import { IoPermission } from "../../iommu/io-page-table.js";
 import type { Iommu } from "../../iommu/iommu.js";
 import type { IommuDomain } from "../../iommu/iommu-domain.js";
-import { IoPermission } from "../../iommu/io-page-table.js";
 import { formatAddress, PAGE_SIZE } from "../../platform/page.js";
 import { PlatformError } from "../../platform/platform-error.js";
 import { type ProcessAddressSpace, USER_SPACE_END } from "../../platform/process-address-space.js";
 import type { Counters } from "../../trace/counters.js";
 import type { EventBus } from "../../trace/event-bus.js";
-import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_IOMMU_INFO_PGSIZES } from "./vfio-constants.js";
+import {
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_IOMMU_INFO_PGSIZES,
+} from "./vfio-constants.js";
 import { VfioError } from "./vfio-error.js";
 import "./vfio-events.js";
 
@@ -170,10 +175,15 @@ export class VfioIommuType1 {
 
   map(map: VfioDmaMap): void {
     const { flags, vaddr, iova, size } = map;
-    if (!Number.isInteger(flags) || flags < 0 || (flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) !== 0) {
+    if (
+      !Number.isInteger(flags) ||
+      flags < 0 ||
+      (flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) !== 0
+    ) {
       throw new VfioError("EINVAL", MAP, `flags ${String(flags)}: only READ (1) and WRITE (2) exist`);
     }
-    if (flags === 0) throw new VfioError("EINVAL", MAP, "neither READ nor WRITE: a mapping the device could not use");
+    if (flags === 0)
+      throw new VfioError("EINVAL", MAP, "neither READ nor WRITE: a mapping the device could not use");
     checkRange(MAP, vaddr, iova, size);
     if (!inValidRanges(iova, size)) {
       throw new VfioError(
@@ -191,10 +201,18 @@ export class VfioIommuType1 {
       );
     }
     if (this.#mappings.length >= this.#entryLimit) {
-      throw new VfioError("ENOSPC", MAP, `the container already holds dma_entry_limit = ${this.#entryLimit} mappings`);
+      throw new VfioError(
+        "ENOSPC",
+        MAP,
+        `the container already holds dma_entry_limit = ${this.#entryLimit} mappings`,
+      );
     }
     if (vaddr + size > USER_SPACE_END) {
-      throw new VfioError("EFAULT", MAP, `vaddr ${formatAddress(vaddr)}+${formatAddress(size)} is not a user address range`);
+      throw new VfioError(
+        "EFAULT",
+        MAP,
+        `vaddr ${formatAddress(vaddr)}+${formatAddress(size)} is not a user address range`,
+      );
     }
     this.#pin(vaddr, size);
     const domain = this.#domain!;
@@ -234,7 +252,10 @@ export class VfioIommuType1 {
     }
     const first = this.#containing(iova);
     const last = this.#containing(iova + size - 1);
-    for (const cut of [first?.iova === iova ? undefined : first, last !== undefined && last.iova + last.size !== iova + size ? last : undefined]) {
+    for (const cut of [
+      first?.iova === iova ? undefined : first,
+      last !== undefined && last.iova + last.size !== iova + size ? last : undefined,
+    ]) {
       if (cut !== undefined) {
         throw new VfioError(
           "EINVAL",
@@ -264,7 +285,11 @@ export class VfioIommuType1 {
           `RLIMIT_MEMLOCK (${this.#process.lockedMemoryLimit}) exceeded: ${this.#process.pinnedBytes} bytes already pinned, ${formatAddress(size)} more asked`,
         );
       }
-      throw new VfioError("EFAULT", MAP, `cannot pin vaddr ${formatAddress(vaddr)}+${formatAddress(size)}: ${error.message}`);
+      throw new VfioError(
+        "EFAULT",
+        MAP,
+        `cannot pin vaddr ${formatAddress(vaddr)}+${formatAddress(size)}: ${error.message}`,
+      );
     }
   }
 
@@ -319,7 +344,11 @@ function isAligned(value: number): boolean {
 
 function checkRange(operation: string, vaddr: number, iova: number, size: number): void {
   if (!Number.isSafeInteger(size) || size <= 0) {
-    throw new VfioError("EINVAL", operation, `size ${String(size)} must be a positive multiple of the page size`);
+    throw new VfioError(
+      "EINVAL",
+      operation,
+      `size ${String(size)} must be a positive multiple of the page size`,
+    );
   }
   for (const [what, value] of [
     ["vaddr", vaddr],
@@ -327,7 +356,11 @@ function checkRange(operation: string, vaddr: number, iova: number, size: number
     ["size", size],
   ] as const) {
     if (!isAligned(value)) {
-      throw new VfioError("EINVAL", operation, `${what} ${formatAddress(value)} is not aligned to the 4 KiB page size`);
+      throw new VfioError(
+        "EINVAL",
+        operation,
+        `${what} ${formatAddress(value)} is not aligned to the 4 KiB page size`,
+      );
     }
   }
   if (!Number.isSafeInteger(iova + size) || !Number.isSafeInteger(vaddr + size)) {
