@@ -75,6 +75,7 @@ export class DmaVerifier {
   readonly #violations: DmaViolationEvent[] = [];
   readonly #orphaned = new WeakSet<AdapterLedger>();
   #violationCount = 0;
+  #droppedCalls = 0;
   #nextSerial = 1;
 
   constructor(
@@ -120,6 +121,17 @@ export class DmaVerifier {
   /** Violations found, kept or not. */
   get violationCount(): number {
     return this.#violationCount;
+  }
+
+  /** Calls log mode did not pass on to the HAL (the violation would have crashed or corrupted it). */
+  get droppedCalls(): number {
+    return this.#droppedCalls;
+  }
+
+  /** The decorator dropped a call (log mode). */
+  dropped(): void {
+    this.#droppedCalls++;
+    this.#counters.add("verifier.dropped-calls");
   }
 
   clearViolations(): void {

@@ -1101,6 +1101,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
         p4: 0,
         explanation: `${name} called with a NULL DMA_ADAPTER`,
       });
+      this.verifier.dropped();
       return DROP;
     }
     if (!(value instanceof AdapterObject)) return undefined;
@@ -1144,6 +1145,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
   /** A violation the HAL would not survive: the caller drops the call (log mode) after it; always true. */
   private refuse(ledger: AdapterLedger, report: ViolationReport): boolean {
     this.verifier.violate(ledger, report);
+    this.verifier.dropped();
     return true;
   }
 
@@ -1154,6 +1156,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
 
   private report(ledger: AdapterLedger, fatal: boolean, report: ViolationReport): boolean {
     this.verifier.violate(ledger, report);
+    if (fatal) this.verifier.dropped();
     return fatal;
   }
 

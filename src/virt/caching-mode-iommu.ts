@@ -14,8 +14,8 @@
  * per page (the networking path the seed says maps each page individually).
  */
 import { inject, injectable } from "inversify";
-import type { IommuDomain } from "../iommu/iommu-domain.js";
 import { type AttachOptions, Iommu } from "../iommu/iommu.js";
+import type { IommuDomain } from "../iommu/iommu-domain.js";
 import type { IommuOptions as IommuOptionsShape } from "../iommu/iommu-options.js";
 import { IommuOptions } from "../iommu/tokens.js";
 import { FrameAllocator } from "../platform/frame-allocator.js";
@@ -58,7 +58,8 @@ export class CachingModeIommu extends Iommu {
       this.hypercalls.invalidatePages(domain, iova, pages);
       return;
     }
-    for (let page = 0; page < pages; page++) this.hypercalls.invalidatePages(domain, iova + page * PAGE_SIZE, 1);
+    for (let page = 0; page < pages; page++)
+      this.hypercalls.invalidatePages(domain, iova + page * PAGE_SIZE, 1);
   }
 
   override flushDomain(domain: IommuDomain): void {

@@ -58,7 +58,10 @@ export class CachingModeRemapMapping extends RemapMapping {
     return piece;
   }
 
-  override allocateCommonBuffer(adapter: AdapterObject, request: CommonBufferRequest): CommonBuffer | undefined {
+  override allocateCommonBuffer(
+    adapter: AdapterObject,
+    request: CommonBufferRequest,
+  ): CommonBuffer | undefined {
     const buffer = super.allocateCommonBuffer(adapter, request);
     if (buffer !== undefined) this.syncMap(adapter, buffer.logicalAddress, mappedBytes(buffer));
     return buffer;

@@ -11,12 +11,13 @@
  * guest as they are. The guest's DMA interface adds its own rebinds (GuestModule): a caching-mode
  * IOMMU and its HAL flushes ("trapped"), or the paravirtual mapping strategy ("paravirtual").
  */
+
+import type { ContainerModule } from "inversify";
 import { Machine } from "../machine/machine.js";
 import type { Counters } from "../trace/counters.js";
 import type { DeviceAssignment } from "./device-assignment.js";
 import type { GuestPhysicalMemory } from "./guest-physical-memory.js";
 import type { ResolvedGuestOptions } from "./virt-options.js";
-import type { ContainerModule } from "inversify";
 
 /** What the guest's traps cost so far (its own counters, "virt.hypercall*"). */
 export interface HypercallTotals {

@@ -153,7 +153,11 @@ export class ParavirtualMapping extends DirectMapping {
     const pages = paravirtual.regionBytes / PAGE_SIZE;
     // Reserved at boot, one guest-physical run, 2 MiB aligned when the guest can afford it.
     const alignment = pages >= LARGE_PAGE_FRAMES ? LARGE_PAGE_FRAMES : 1;
-    this.regionFirstPfn = frames.allocate(pages, { owner: this.regionOwner, contiguous: true, alignment })[0]!;
+    this.regionFirstPfn = frames.allocate(pages, {
+      owner: this.regionOwner,
+      contiguous: true,
+      alignment,
+    })[0]!;
     this.region = new RegionAllocator(pages);
   }
 
@@ -176,7 +180,8 @@ export class ParavirtualMapping extends DirectMapping {
       attachment = this.pvHypercalls.pvAttach(rid, this.regionFirstPfn, this.region.pages, limit);
       this.pvAttachments.set(rid, attachment);
     }
-    if (attachment.kind !== "native") this.pvAdapters.set(adapter, { requesterId: rid, attachment, pieces: [] });
+    if (attachment.kind !== "native")
+      this.pvAdapters.set(adapter, { requesterId: rid, attachment, pieces: [] });
   }
 
   override closeAdapter(adapter: AdapterObject): void {
@@ -194,10 +199,16 @@ export class ParavirtualMapping extends DirectMapping {
     const state = this.pvAdapters.get(adapter);
     if (state === undefined) return super.tryAllocateMapRegisters(adapter, count);
     if (state.attachment.kind !== "aperture") {
-      throw new PlatformError("bad-state", `adapter ${adapter.id} is served by host bouncing: no map registers`);
+      throw new PlatformError(
+        "bad-state",
+        `adapter ${adapter.id} is served by host bouncing: no map registers`,
+      );
     }
     if (!Number.isInteger(count) || count < 1 || count > this.region.pages) {
-      throw new PlatformError("out-of-range", `${String(count)} map registers: the region has ${this.region.pages}`);
+      throw new PlatformError(
+        "out-of-range",
+        `${String(count)} map registers: the region has ${this.region.pages}`,
+      );
     }
     const first = this.region.allocate(count);
     if (first === undefined) return undefined;
@@ -323,7 +334,10 @@ export class ParavirtualMapping extends DirectMapping {
     return true;
   }
 
-  override allocateCommonBuffer(adapter: AdapterObject, request: CommonBufferRequest): CommonBuffer | undefined {
+  override allocateCommonBuffer(
+    adapter: AdapterObject,
+    request: CommonBufferRequest,
+  ): CommonBuffer | undefined {
     const state = this.pvAdapters.get(adapter);
     if (state === undefined) return super.allocateCommonBuffer(adapter, request);
     const alignment = request.largePage ? LARGE_PAGE_FRAMES : 1;
@@ -399,7 +413,14 @@ export class ParavirtualMapping extends DirectMapping {
     if (buffer.kind === "region") this.region.free(buffer.first, buffer.pfns.length);
     else this.pvFrames.free(buffer.pfns, this.coherentOwner);
     this.pvBuffers.delete(buffer.virtualAddress);
-    this.announce(buffer.adapter, "dma.unmap", buffer.logicalAddress, buffer.length, buffer.pfns.length, undefined);
+    this.announce(
+      buffer.adapter,
+      "dma.unmap",
+      buffer.logicalAddress,
+      buffer.length,
+      buffer.pfns.length,
+      undefined,
+    );
   }
 
   override createCommonBufferFromMdl(
@@ -416,7 +437,8 @@ export class ParavirtualMapping extends DirectMapping {
     let mapRegisters = 0;
     for (const file of this.pvFiles) mapRegisters += file.count;
     let bouncePages = 0;
-    for (const state of this.pvAdapters.values()) for (const piece of state.pieces) bouncePages += piece.pages;
+    for (const state of this.pvAdapters.values())
+      for (const piece of state.pieces) bouncePages += piece.pages;
     return {
       mapRegisters: direct.mapRegisters + mapRegisters,
       iovaPages: direct.iovaPages,
@@ -440,7 +462,14 @@ export class ParavirtualMapping extends DirectMapping {
    * `inPage`, one copy per physically contiguous run of the MDL. A non-coherent guest's CPU side
    * goes through its cache (it sees the driver's dirty lines; the device's data lands in its view).
    */
-  private copy(mdl: Mdl, offset: number, length: number, slot: number, inPage: number, toRegion: boolean): void {
+  private copy(
+    mdl: Mdl,
+    offset: number,
+    length: number,
+    slot: number,
+    inPage: number,
+    toRegion: boolean,
+  ): void {
     let region = (this.regionFirstPfn + slot) * PAGE_SIZE + inPage;
     const coherent = this.pvCpu.coherent;
     this.forEachRun(mdl, offset, length, (physical, bytes) => {
@@ -478,7 +507,12 @@ export class ParavirtualMapping extends DirectMapping {
   }
 
   /** The physically contiguous runs of [offset, +length) of the MDL, in order. */
-  private forEachRun(mdl: Mdl, offset: number, length: number, visit: (physical: number, bytes: number) => void): void {
+  private forEachRun(
+    mdl: Mdl,
+    offset: number,
+    length: number,
+    visit: (physical: number, bytes: number) => void,
+  ): void {
     const pfns = mdl.pfns;
     let position = mdl.byteOffset + offset;
     const end = position + length;
@@ -495,7 +529,12 @@ export class ParavirtualMapping extends DirectMapping {
     }
   }
 
-  private bounced(adapter: AdapterObject, regionAddress: number, bytes: number, direction: "in" | "out"): void {
+  private bounced(
+    adapter: AdapterObject,
+    regionAddress: number,
+    bytes: number,
+    direction: "in" | "out",
+  ): void {
     if (!this.pvEvents.hasListeners("dma.bounce")) return;
     this.pvEvents.emit("dma.bounce", {
       adapter: adapter.id,

@@ -30,11 +30,15 @@ export class RegionAllocator {
   /** The first page of `count` free pages (first page a multiple of `alignment`), or undefined. */
   allocate(count: number, alignment = 1): number | undefined {
     if (!Number.isSafeInteger(count) || count < 1 || !Number.isSafeInteger(alignment) || alignment < 1) {
-      throw new PlatformError("bad-length", `cannot take ${String(count)} pages aligned to ${String(alignment)}`);
+      throw new PlatformError(
+        "bad-length",
+        `cannot take ${String(count)} pages aligned to ${String(alignment)}`,
+      );
     }
     if (count > this.pages - this.#inUse) return undefined;
     const first =
-      this.#search(count, alignment, this.#cursor, this.pages) ?? this.#search(count, alignment, 0, this.#cursor);
+      this.#search(count, alignment, this.#cursor, this.pages) ??
+      this.#search(count, alignment, 0, this.#cursor);
     if (first === undefined) return undefined;
     this.#used.fill(USED, first, first + count);
     this.#inUse += count;
@@ -51,7 +55,10 @@ export class RegionAllocator {
       count < 1 ||
       first + count > this.pages
     ) {
-      throw new PlatformError("out-of-range", `pages ${String(first)}+${String(count)} are not in the region`);
+      throw new PlatformError(
+        "out-of-range",
+        `pages ${String(first)}+${String(count)} are not in the region`,
+      );
     }
     if (this.#used.subarray(first, first + count).includes(FREE)) {
       throw new PlatformError("double-free", `region pages ${first}+${count} are not all in use`);

@@ -36,7 +36,7 @@ import type { DMA_ADAPTER, DMA_OPERATIONS } from "../../src/hal/wdm/dma-operatio
 import { MmCached, type MAP_REGISTER_BASE } from "../../src/hal/wdm/dma-v3-types.js";
 import { DeallocateObject, DeallocateObjectKeepRegisters, KeepObject } from "../../src/hal/wdm/io-allocation-action.js";
 import { DISPATCH_LEVEL, HIGH_LEVEL, PASSIVE_LEVEL } from "../../src/hal/wdm/irql.js";
-import { NT_SUCCESS, STATUS_SUCCESS } from "../../src/hal/wdm/ntstatus.js";
+import { NT_SUCCESS } from "../../src/hal/wdm/ntstatus.js";
 import type { SCATTER_GATHER_LIST } from "../../src/hal/wdm/scatter-gather-list.js";
 import { IoPermission } from "../../src/iommu/io-page-table.js";
 import { IommuDomain } from "../../src/iommu/iommu-domain.js";
@@ -48,6 +48,7 @@ import type { Mdl } from "../../src/platform/mdl.js";
 import { MemorySnapshot } from "../../src/platform/memory-snapshot.js";
 import { GiB, PAGE_SIZE, spanPages } from "../../src/platform/page.js";
 import { PciDevice } from "../../src/platform/pci-device.js";
+import { DmaVerifier } from "../../src/verifier/dma-verifier.js";
 import { verifierModule } from "../../src/verifier/verifier-module.js";
 import type { Command, IrqlChoice } from "./fuzz-commands.js";
 
@@ -118,6 +119,8 @@ function descriptionFor(index: number): DEVICE_DESCRIPTION {
 }
 
 interface FuzzBuffer {
+  /** What ExAllocatePoolWithTag returned; the buffer starts `va - base` bytes into it. */
+  readonly base: number;
   readonly va: number;
   readonly mdl: Mdl;
   readonly length: number;
@@ -162,6 +165,8 @@ interface FuzzAdapter {
   readonly pdo: DEVICE_OBJECT;
   readonly maxRegisters: number;
   readonly scatterGather: boolean;
+  /** DMA_OPERATIONS version: the V3 members need 3. */
+  readonly tableVersion: number;
   released: boolean;
   channel: "idle" | "held";
   /** Registers kept with the channel (KeepObject). */
@@ -206,6 +211,9 @@ export class DmaFuzzHarness {
   /** Logical pages unmapped since, per requester: they must translate to nothing unless live again. */
   readonly #dead = new Map<number, Set<number>>();
   readonly #trace: string[] = [];
+  readonly #dmaVerifier: DmaVerifier | undefined;
+  /** The last #at call was dropped by the log mode verifier: nothing happened. */
+  #dropped = false;
 
   constructor(mode: RemappingMode, verifier: FuzzVerifier, tally: FuzzTally) {
     this.#mode = mode;
@@ -219,12 +227,16 @@ export class DmaFuzzHarness {
     this.#kernelMemory = this.machine.get(KernelMemory);
     this.#hal = this.machine.get(Hal);
     this.#frames = this.machine.get(FrameAllocator);
+    this.#dmaVerifier = verifier === "off" ? undefined : this.machine.get(DmaVerifier);
     for (let i = 0; i < 2; i++) {
       const device = new FuzzDevice(i);
       this.machine.pci.attach(device, { busMaster: true });
       this.#devices.push(device);
     }
     for (const node of this.machine.get(IoManager).enumerate()) this.#pdos.push(node.pdo);
+    // The small pool keeps its pages once made; make them before the baseline (64 KiB of room).
+    const warm = Array.from({ length: 64 }, () => this.#kernel.ExAllocatePoolWithTag(NonPagedPool, 2048, "Warm"));
+    for (const va of warm) this.#kernel.ExFreePool(va);
     this.#bystanderOwner = this.#frames.registerOwner("fuzz.bystander");
     this.#bystanders = this.#frames.allocate(BYSTANDER_PAGES, { owner: this.#bystanderOwner });
     for (const pfn of this.#bystanders) this.machine.memory.fill(pfn * PAGE_SIZE, PAGE_SIZE, (pfn * 7) % 251);
@@ -249,13 +261,13 @@ export class DmaFuzzHarness {
   #step(command: Command): void {
     this.#trace.push(JSON.stringify(command));
     this.#tally.steps++;
-    let valid = false;
+    this.#valid = false;
     try {
-      valid = this.#execute(command);
+      this.#execute(command);
     } catch (error) {
       if (error instanceof BugCheck) {
         this.#tally.bugChecks++;
-        if (valid) this.#fail(`a valid call bug-checked: ${error.message}`);
+        if (this.#valid) this.#fail(`a valid call bug-checked: ${error.message}`);
       } else if (error instanceof InvariantError) {
         throw error;
       } else {
@@ -265,10 +277,10 @@ export class DmaFuzzHarness {
     this.#check();
   }
 
-  /**
-   * Executes one command; returns whether the model calls it valid (a valid call must not bug
-   * check). `valid` is decided before the call and handed back through `this.#valid`.
-   */
+  /** Whether the model calls the running command valid: decided before the DDI call, which must then not bug check. */
+  #valid = false;
+
+  /** Executes one command; returns what the model said of it (for the harness's own bookkeeping). */
   #execute(command: Command): boolean {
     switch (command.kind) {
       case "open":
@@ -316,7 +328,8 @@ export class DmaFuzzHarness {
   #open(device: number, description: number): boolean {
     const pdo = this.#pdos[device % this.#pdos.length]!;
     const valid = description <= 4;
-    const result = this.#passive(() => this.#kernel.IoGetDmaAdapter(pdo, descriptionFor(description)));
+    this.#valid = valid;
+    const result = this.#kernel.IoGetDmaAdapter(pdo, descriptionFor(description));
     if (result.Adapter === undefined) {
       if (valid) this.#fail(`IoGetDmaAdapter refused valid description ${description}`);
       return valid;
@@ -329,6 +342,7 @@ export class DmaFuzzHarness {
       pdo,
       maxRegisters: result.NumberOfMapRegisters,
       scatterGather: descriptionFor(description).ScatterGather,
+      tableVersion: Math.max(1, descriptionFor(description).Version),
       released: false,
       channel: "idle",
       channelGrant: undefined,
@@ -351,7 +365,9 @@ export class DmaFuzzHarness {
     // verifier, which refuses it, lets the fuzzer try.
     if (outstanding && this.#verifier !== "bugcheck") return this.#skip();
     const valid = !a.released && !outstanding && irql === "right";
+    this.#valid = valid;
     this.#at(irql === "right" ? DISPATCH_LEVEL : HIGH_LEVEL, () => a.ops.PutDmaAdapter(a.adapter));
+    if (this.#dropped) return valid;
     a.released = true;
     a.pending = 0;
     return valid;
@@ -365,7 +381,7 @@ export class DmaFuzzHarness {
     const va = base + offset;
     const mdl = k.IoAllocateMdl(va, length, false, false, undefined) as Mdl;
     if (build) k.MmBuildMdlForNonPagedPool(mdl);
-    this.#buffers.push({ va, mdl, length, built: build });
+    this.#buffers.push({ base, va, mdl, length, built: build });
     return true;
   }
 
@@ -381,7 +397,14 @@ export class DmaFuzzHarness {
     const a = this.#pick(this.#adapters, command.adapter);
     if (a === undefined) return this.#skip();
     const length = command.length;
-    const valid = !a.released && command.irql === "right" && Number.isInteger(length) && length > 0 && length < 2 ** 32;
+    const valid =
+      !a.released &&
+      command.irql === "right" &&
+      (command.api === 0 || a.tableVersion === 3) &&
+      Number.isInteger(length) &&
+      length > 0 &&
+      length < 2 ** 32;
+    this.#valid = valid;
     const result = this.#at(command.irql === "right" ? PASSIVE_LEVEL : DISPATCH_LEVEL, () => {
       switch (command.api) {
         case 0:
@@ -410,21 +433,22 @@ export class DmaFuzzHarness {
       case "ok": {
         if (live === undefined) return this.#skip();
         const valid = !a.released && command.irql === "right";
+        this.#valid = valid;
         this.#at(irql, () => a.ops.FreeCommonBuffer(a.adapter, live.length, live.la, live.va, true));
-        this.#forgetCommon(a, live);
+        if (!this.#dropped) this.#forgetCommon(a, live);
         return valid;
       }
       case "length": {
         if (live === undefined) return this.#skip();
         this.#at(irql, () => a.ops.FreeCommonBuffer(a.adapter, live.length + 1, live.la, live.va, true));
-        this.#fail("FreeCommonBuffer with the wrong length went through");
+        if (!this.#dropped) this.#fail("FreeCommonBuffer with the wrong length went through");
         return false;
       }
       case "freed": {
         const freed = this.#pick(a.freedCommonBuffers, command.target);
         if (freed === undefined || a.commonBuffers.some((b) => b.va === freed.va)) return this.#skip();
         this.#at(irql, () => a.ops.FreeCommonBuffer(a.adapter, freed.length, freed.la, freed.va, true));
-        this.#fail("a second FreeCommonBuffer of the same buffer went through");
+        if (!this.#dropped) this.#fail("a second FreeCommonBuffer of the same buffer went through");
         return false;
       }
       case "foreign": {
@@ -432,7 +456,7 @@ export class DmaFuzzHarness {
         const foreign = other?.commonBuffers[0];
         if (foreign === undefined) return this.#skip();
         this.#at(irql, () => a.ops.FreeCommonBuffer(a.adapter, foreign.length, foreign.la, foreign.va, true));
-        this.#fail("FreeCommonBuffer of another adapter's buffer went through");
+        if (!this.#dropped) this.#fail("FreeCommonBuffer of another adapter's buffer went through");
         return false;
       }
     }
@@ -457,9 +481,10 @@ export class DmaFuzzHarness {
       buffer.built &&
       registers <= a.maxRegisters &&
       !this.#overlapsLive(buffer, offset, length, command.write);
+    this.#valid = valid;
     const irql = command.irql === "right" ? DISPATCH_LEVEL : PASSIVE_LEVEL;
     const record = (list: SCATTER_GATHER_LIST): void => {
-      if (!this.#settled.has(list)) a.lists.push({ list, buffer, offset, length, write: command.write, written: undefined });
+      a.lists.push({ list, buffer, offset, length, write: command.write, written: undefined });
     };
     let ran = false;
     const status = this.#at(irql, () => {
@@ -485,9 +510,6 @@ export class DmaFuzzHarness {
     return valid;
   }
 
-  /** Lists put back (or dropped) before their callbacks recorded them, never to be recorded. */
-  readonly #settled = new WeakSet<SCATTER_GATHER_LIST>();
-
   #putList(command: Extract<Command, { kind: "putList" }>): boolean {
     const a = this.#pick(this.#adapters, command.adapter);
     if (a === undefined) return this.#skip();
@@ -497,7 +519,9 @@ export class DmaFuzzHarness {
       if (entry === undefined) return this.#skip();
       const write = command.direction === "same" ? entry.write : !entry.write;
       const valid = !a.released && command.irql === "right" && command.direction === "same";
+      this.#valid = valid;
       this.#at(irql, () => a.ops.PutScatterGatherList(a.adapter, entry.list, write));
+      if (this.#dropped) return valid;
       a.lists.splice(a.lists.indexOf(entry), 1);
       a.freedLists.push(entry);
       this.#unmapped(a, entry.list.Elements.map((e) => ({ address: e.Address, length: e.Length })));
@@ -513,7 +537,7 @@ export class DmaFuzzHarness {
         : this.#adapters.find((b) => b !== a && b.lists.length > 0)?.lists[0];
     if (target === undefined) return this.#skip();
     this.#at(irql, () => a.ops.PutScatterGatherList(a.adapter, target.list, target.write));
-    this.#fail(`PutScatterGatherList of a ${command.variant} list went through`);
+    if (!this.#dropped) this.#fail(`PutScatterGatherList of a ${command.variant} list went through`);
     return false;
   }
 
@@ -523,6 +547,7 @@ export class DmaFuzzHarness {
     const registers = Math.floor(command.registers * a.maxRegisters) + (command.registers > 1 ? 1 : 0);
     const valid =
       command.irql === "right" && !a.released && a.channel === "idle" && a.pending === 0 && registers <= a.maxRegisters;
+    this.#valid = valid;
     let ran = false;
     const status = this.#at(command.irql === "right" ? DISPATCH_LEVEL : PASSIVE_LEVEL, () =>
       a.ops.AllocateAdapterChannel(
@@ -580,12 +605,13 @@ export class DmaFuzzHarness {
       fresh &&
       (a.scatterGather || needed <= grant!.count) &&
       !this.#overlapsLive(buffer, offset, length, command.write);
+    this.#valid = valid;
     const result = this.#at(command.irql === "right" ? DISPATCH_LEVEL : HIGH_LEVEL, () =>
       a.ops.MapTransfer(a.adapter, buffer.mdl, grant?.base, va, length, command.write),
     );
-    if (grant === undefined) {
+    if (grant === undefined || this.#dropped) {
       // A NULL MapRegisterBase maps only for a device that needs no registers; nothing to keep.
-      return false;
+      return valid;
     }
     grant.pieces.push({ buffer, offset, length: result.Length, write: command.write, la: result.LogicalAddress });
     return valid;
@@ -602,10 +628,11 @@ export class DmaFuzzHarness {
     const length = whole ? buffer.length : piece.length;
     const write = command.variant === "direction" ? !piece.write : piece.write;
     const valid = command.variant === "ok" && command.irql === "right" && !a.released;
+    this.#valid = valid;
     this.#at(command.irql === "right" ? DISPATCH_LEVEL : HIGH_LEVEL, () =>
       a.ops.FlushAdapterBuffers(a.adapter, buffer.mdl, grant.base, buffer.va + offset, length, write),
     );
-    this.#flushed(a, grant, buffer, offset, length);
+    if (!this.#dropped) this.#flushed(a, grant, buffer, offset, length);
     return valid;
   }
 
@@ -617,14 +644,16 @@ export class DmaFuzzHarness {
       const freed = this.#pick(a.freedGrants, command.grant);
       if (freed === undefined) return this.#skip();
       this.#at(irql, () => a.ops.FreeMapRegisters(a.adapter, freed.base, freed.count));
-      this.#fail("a second FreeMapRegisters of the same registers went through");
+      if (!this.#dropped) this.#fail("a second FreeMapRegisters of the same registers went through");
       return false;
     }
     const grant = this.#pick(a.grants, command.grant);
     if (grant === undefined) return this.#skip();
     const count = command.variant === "count" ? grant.count + 1 : grant.count;
     const valid = command.variant === "ok" && command.irql === "right" && !a.released && grant.pieces.length === 0;
+    this.#valid = valid;
     this.#at(irql, () => a.ops.FreeMapRegisters(a.adapter, grant.base, count));
+    if (this.#dropped) return valid;
     if (command.variant === "count") this.#fail("FreeMapRegisters with the wrong count went through");
     this.#dropGrant(a, grant);
     return valid;
@@ -635,7 +664,9 @@ export class DmaFuzzHarness {
     if (a === undefined) return this.#skip();
     const valid =
       irql === "right" && !a.released && a.channel === "held" && (a.channelGrant?.pieces.length ?? 0) === 0;
+    this.#valid = valid;
     this.#at(irql === "right" ? DISPATCH_LEVEL : PASSIVE_LEVEL, () => a.ops.FreeAdapterChannel(a.adapter));
+    if (this.#dropped) return valid;
     a.channel = "idle";
     if (a.channelGrant !== undefined) this.#dropGrant(a, a.channelGrant);
     a.channelGrant = undefined;
@@ -683,6 +714,7 @@ export class DmaFuzzHarness {
     const buffer = this.#pick(this.#buffers, index);
     if (buffer === undefined) return this.#skip();
     const valid = !this.#overlapsLive(buffer, 0, buffer.length, true);
+    this.#valid = valid;
     this.#kernel.ReadMemory(buffer.va, buffer.length);
     return valid;
   }
@@ -801,9 +833,7 @@ export class DmaFuzzHarness {
   #releaseBuffer(buffer: FuzzBuffer): void {
     const k = this.#kernel;
     k.IoFreeMdl(buffer.mdl);
-    const base = buffer.va - (buffer.va % PAGE_SIZE);
-    const allocation = this.#kernelMemory.allocationAt(buffer.va);
-    k.ExFreePool(allocation?.va ?? base);
+    k.ExFreePool(buffer.base);
   }
 
   #listBuffer(size: number): number {
@@ -1012,7 +1042,7 @@ export class DmaFuzzHarness {
       }
     });
     for (const buffer of [...a.commonBuffers]) {
-      this.#passive(() => a.ops.FreeCommonBuffer(a.adapter, buffer.length, buffer.la, buffer.va, true));
+      a.ops.FreeCommonBuffer(a.adapter, buffer.length, buffer.la, buffer.va, true);
       this.#forgetCommon(a, buffer);
       busy = true;
     }
@@ -1021,14 +1051,14 @@ export class DmaFuzzHarness {
 
   // ------------------------------------------------------------------ plumbing
 
+  /** Runs a DDI call at `irql`; #dropped tells whether the log mode verifier dropped it. */
   #at<T>(irql: number, body: () => T): T {
     const scheduler = this.machine.scheduler;
-    if (irql === scheduler.irql) return body();
-    return scheduler.runAtIrql(irql, body);
-  }
-
-  #passive<T>(body: () => T): T {
-    return body();
+    const before = this.#dmaVerifier?.droppedCalls ?? 0;
+    this.#dropped = false;
+    const result = irql === scheduler.irql ? body() : scheduler.runAtIrql(irql, body);
+    this.#dropped = (this.#dmaVerifier?.droppedCalls ?? 0) > before;
+    return result;
   }
 
   #owner(name: string): number {
@@ -1074,5 +1104,3 @@ const RAMP = Uint8Array.from({ length: 256 }, (_, i) => i);
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
 }
-
-export { STATUS_SUCCESS };

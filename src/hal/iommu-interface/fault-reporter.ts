@@ -5,9 +5,11 @@
  * Windows defers it from the fault interrupt. The bus listener exists only while some device
  * reports, so unreported faults cost nothing here.
  *
- * FAULT_INFORMATION_X64.Type from the VT-d fault reason (iommu-anchors §1.5): a permission bit
- * missing (5, 6) is a PermissionFault, an address beyond the table's width (4) an
- * AddressSizeFault, anything else (no context, no entry) a TranslationFault.
+ * FAULT_INFORMATION_X64.Type from the VT-d fault reason (iommu-anchors §1.5): VT-d reports a
+ * missing second-level entry and a missing R/W bit alike (reasons 6 and 5), so the domain's table
+ * tells them apart: a page that is mapped is a PermissionFault, one that is not a
+ * TranslationFault. An address beyond the table's width (4) is an AddressSizeFault; no context
+ * entry and the rest are TranslationFaults.
  */
 import { FaultReason } from "../../iommu/fault-reason.js";
 import type { Iommu } from "../../iommu/iommu.js";
@@ -20,10 +22,10 @@ import {
   type FAULT_INFORMATION,
   FaultInformationX64,
   type IOMMU_DEVICE_FAULT_HANDLER,
-  type IOMMU_DMA_DOMAIN,
   PermissionFault,
   TranslationFault,
 } from "../wdm/iommu-interface.js";
+import type { IommuDmaDomain } from "./iommu-dma-domain.js";
 
 /** Register base of the first remapping unit, as x86 firmware commonly places DRHD 0; units follow 4 KiB apart. */
 export const DRHD_BASE_ADDRESS = 0xfed90000;
@@ -31,7 +33,7 @@ export const DRHD_BASE_ADDRESS = 0xfed90000;
 interface Registration {
   readonly handler: IOMMU_DEVICE_FAULT_HANDLER;
   readonly context: unknown;
-  readonly domain: () => IOMMU_DMA_DOMAIN | undefined;
+  readonly domain: () => IommuDmaDomain | undefined;
 }
 
 export class FaultReporter {
@@ -62,7 +64,7 @@ export class FaultReporter {
     requesterId: number,
     handler: IOMMU_DEVICE_FAULT_HANDLER,
     context: unknown,
-    domain: () => IOMMU_DMA_DOMAIN | undefined,
+    domain: () => IommuDmaDomain | undefined,
   ): void {
     this.#registrations.set(requesterId, { handler, context, domain });
     this.#listener ??= this.#events.on("iommu.fault", (event) => this.#report(event));
@@ -80,14 +82,15 @@ export class FaultReporter {
     const registration = this.#registrations.get(event.requesterId);
     if (registration === undefined) return;
     const unit = this.#iommu.units.find((u) => u.name === event.unit);
+    const domain = registration.domain();
     const information: FAULT_INFORMATION = {
       Type: FaultInformationX64,
       IsStage1: false,
       X64: {
-        DomainHandle: registration.domain(),
+        DomainHandle: domain,
         FaultAddress: event.address,
         Flags: { WriteNotRead: event.access === "write", FaultAddressValid: true },
-        Type: faultType(event.reason),
+        Type: faultType(event.reason, domain?.hardware?.lookup(event.address) !== undefined),
         IommuBaseAddress: DRHD_BASE_ADDRESS + (unit?.index ?? 0) * 0x1000,
         PciSegment: 0,
       },
@@ -104,8 +107,10 @@ export class FaultReporter {
   }
 }
 
-function faultType(reason: number): number {
-  if (reason === FaultReason.WriteNotPermitted || reason === FaultReason.ReadNotPermitted) return PermissionFault;
+function faultType(reason: number, mapped: boolean): number {
+  if (reason === FaultReason.WriteNotPermitted || reason === FaultReason.ReadNotPermitted) {
+    return mapped ? PermissionFault : TranslationFault;
+  }
   if (reason === FaultReason.BeyondMgaw) return AddressSizeFault;
   return TranslationFault;
 }

@@ -48,7 +48,7 @@ export function physicalPages(address: IOMMU_MAP_PHYSICAL_ADDRESS): PhysicalPage
     }
     case MapPhysicalAddressTypePfn: {
       const { PageFrame, NumberOfPages } = address.PfnArray ?? {};
-      if (!Array.isArray(PageFrame) || !Number.isSafeInteger(NumberOfPages)) return undefined;
+      if (!Array.isArray(PageFrame) || !isCount(NumberOfPages)) return undefined;
       if (NumberOfPages < 1 || NumberOfPages > PageFrame.length) return undefined;
       return runsOf(PageFrame, NumberOfPages);
     }
@@ -75,6 +75,10 @@ function runsOf(frames: readonly number[], count: number): PhysicalPages | undef
   }
   runs.push({ pfn: start, pages: length });
   return { runs, pages: count };
+}
+
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
 function isPageMultiple(value: unknown): value is number {

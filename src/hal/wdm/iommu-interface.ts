@@ -101,14 +101,16 @@ export interface IOMMU_DMA_RESERVED_REGION {
   ShouldMap: boolean;
 }
 
-/** IOMMU_MAP_PHYSICAL_ADDRESS: whole, 4 KiB aligned pages described three ways. */
-export type IOMMU_MAP_PHYSICAL_ADDRESS =
-  | { MapType: typeof MapPhysicalAddressTypeMdl; Mdl: { Mdl: MDL } }
-  | {
-      MapType: typeof MapPhysicalAddressTypeContiguousRange;
-      ContiguousRange: { Base: PHYSICAL_ADDRESS; Size: number };
-    }
-  | { MapType: typeof MapPhysicalAddressTypePfn; PfnArray: { PageFrame: readonly number[]; NumberOfPages: number } };
+/**
+ * IOMMU_MAP_PHYSICAL_ADDRESS: whole, 4 KiB aligned pages described three ways. The C union is
+ * three optional members here; MapType says which one is read.
+ */
+export interface IOMMU_MAP_PHYSICAL_ADDRESS {
+  MapType: number;
+  Mdl?: { Mdl: MDL };
+  ContiguousRange?: { Base: PHYSICAL_ADDRESS; Size: number };
+  PfnArray?: { PageFrame: readonly number[]; NumberOfPages: number };
+}
 
 /** A reserved logical range whose page tables exist before any of it is mapped. */
 export interface IOMMU_DMA_LOGICAL_ADDRESS_TOKEN {

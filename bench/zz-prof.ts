@@ -1,3 +1,0 @@
-import "reflect-metadata";
-import { run } from "./remap-bench.js";
-console.log(await run());
