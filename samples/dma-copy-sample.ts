@@ -199,11 +199,12 @@ const dmaCopy: SampleDefinition = {
 
     // 2b. The same burst when a busy channel may queue three copies: nothing falls back.
     const queueMachine = copyMachine("strict", "engine", seed, { channelQueueDepth: 3 });
+    const queueStart = queueMachine.machine.scheduler.now;
     const queued = await finish(
       queueMachine,
       Array.from({ length: 6 }, (_, i) => plan(queueMachine, 256 * 1024, seed + 100 + i)),
     );
-    const queuedNs = Math.max(...queued.map((d) => d.result.completedNs)) - burstStart;
+    const queuedNs = Math.max(...queued.map((d) => d.result.completedNs)) - queueStart;
 
     // 3. A small copy.
     const smallMachine = copyMachine("strict", "engine", seed);

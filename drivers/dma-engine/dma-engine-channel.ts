@@ -157,6 +157,8 @@ export class DmaEngineChannel {
   #outstanding = 0;
   #running = false;
   #nextCopyId = 1;
+  /** Describes the ring, for KeFlushIoBuffers; while the channel runs. */
+  #ringMdl: MDL | undefined;
 
   constructor(host: ChannelHost, deviceName: string, index: number, ring: RingBuffer) {
     this.#host = host;
@@ -180,14 +182,22 @@ export class DmaEngineChannel {
     return this.#ring;
   }
 
-  /** Programs the ring and enables the channel with its interrupt. */
-  start(): void {
+  /** Programs the ring and enables the channel with its interrupt; false if no MDL could be had. */
+  start(): boolean {
+    const k = this.#host.kernel;
+    // The model's CPU caches common buffers too: on a non-coherent machine the ring's lines are
+    // written back after the descriptors are written and dropped before the statuses are read.
+    const ringMdl = k.IoAllocateMdl(this.#ring.VirtualAddress, this.#ring.Length, false, false, undefined);
+    if (ringMdl === undefined) return false;
+    k.MmBuildMdlForNonPagedPool(ringMdl);
+    this.#ringMdl = ringMdl;
     this.#write(DMAE_CH_CONTROL, DMAE_CONTROL_RESET);
     this.#write(DMAE_CH_RING_BASE_LOW, this.#ring.LogicalAddress % TWO_POW_32);
     this.#write(DMAE_CH_RING_BASE_HIGH, Math.floor(this.#ring.LogicalAddress / TWO_POW_32));
     this.#write(DMAE_CH_RING_SIZE, RING_DESCRIPTORS);
     this.#write(DMAE_CH_CONTROL, DMAE_CONTROL_ENABLE | DMAE_CONTROL_INTERRUPT_ENABLE);
     this.#running = true;
+    return true;
   }
 
   /**
@@ -285,6 +295,8 @@ export class DmaEngineChannel {
     k.KeReleaseSpinLockFromDpcLevel(this.#lock);
     for (const copy of cancelled) this.#finish(copy, STATUS_CANCELLED);
     k.KeLowerIrql(old);
+    if (this.#ringMdl !== undefined) k.IoFreeMdl(this.#ringMdl);
+    this.#ringMdl = undefined;
   }
 
   #requestList(copy: Copy, segment: number, which: keyof Segment, va: PVOID, length: number): void {
@@ -384,10 +396,12 @@ export class DmaEngineChannel {
       if (this.#free === 0) break;
     }
     if (last < 0) return;
-    // The ring filled in the middle of a copy: ask for an interrupt here too, or nothing wakes the DPC.
+    // The last descriptor written asks for an interrupt too: if the ring filled in the middle of
+    // a copy, nothing else would wake the DPC.
     const control = this.#ring.VirtualAddress + last * DMAE_DESC_SIZE + DMAE_DESC_CONTROL;
     view.setUint32(0, DMAE_DESC_CONTROL_INTERRUPT, true);
     k.WriteMemory(control, this.#descriptor.subarray(0, 4));
+    k.KeFlushIoBuffers(this.#ringMdl!, false, true);
     this.#write(DMAE_CH_TAIL, this.#nextToUse);
   }
 
@@ -395,6 +409,7 @@ export class DmaEngineChannel {
   #reclaim(): { copy: Copy; status: NTSTATUS }[] {
     const k = this.#host.kernel;
     const finished: { copy: Copy; status: NTSTATUS }[] = [];
+    if (this.#ringMdl !== undefined) k.KeFlushIoBuffers(this.#ringMdl, true, true);
     for (;;) {
       const copy = this.#slots[this.#nextToClean];
       if (copy === undefined) break;

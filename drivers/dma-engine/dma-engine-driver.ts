@@ -227,7 +227,9 @@ export class DmaEngineDriver implements DriverContribution {
     }
     k.IoInitializeDpcRequest(extension.fdo, (dpc, device) => this.#dpcForIsr(dpc, device));
     this.#write(extension, DMAE_REG_INTERRUPT_STATUS, 0xffffffff);
-    for (const channel of extension.channels) channel.start();
+    for (const channel of extension.channels) {
+      if (!channel.start()) return STATUS_INSUFFICIENT_RESOURCES;
+    }
     this.#engines.push(extension);
     return STATUS_SUCCESS;
   }

@@ -19,7 +19,7 @@
  */
 import { Irql } from "../platform/irql.js";
 import type { Scheduler } from "../platform/scheduler.js";
-import type { Counters } from "../trace/counters.js";
+import type { CounterCell, Counters } from "../trace/counters.js";
 import type { EventBus } from "../trace/event-bus.js";
 import { AdapterChannel } from "./adapter-channel.js";
 import type { AdapterObject } from "./adapter-object.js";
@@ -37,7 +37,9 @@ export class DmaArbiter {
   readonly #scheduler: Scheduler;
   readonly #grants: MapRegisterGrants;
   readonly #events: EventBus;
-  readonly #counters: Counters;
+  readonly #channelWaits: CounterCell;
+  readonly #registerWaits: CounterCell;
+  readonly #channelGrants: CounterCell;
   readonly #channels = new Map<AdapterObject, AdapterChannel>();
   /** The global map-register queue: requests that own their channel and wait for registers. */
   readonly #registerQueue = new WaitQueue<WaitBlock>();
@@ -49,7 +51,9 @@ export class DmaArbiter {
     this.#scheduler = scheduler;
     this.#grants = grants;
     this.#events = events;
-    this.#counters = counters;
+    this.#channelWaits = counters.cell("hal.channel.waits");
+    this.#registerWaits = counters.cell("hal.registers.waits");
+    this.#channelGrants = counters.cell("hal.channel.grants");
   }
 
   /** Requests waiting for a channel or for map registers. */
@@ -85,31 +89,9 @@ export class DmaArbiter {
    * instead of queued, and then nothing about it is kept.
    */
   submit(request: WaitBlock, synchronous: boolean): SubmitResult {
-    return this.#atDispatch(() => {
-      const channel = this.channel(request.adapter);
-      this.#announce(request, "request");
-      if (channel.busy) {
-        if (synchronous) return this.#refuse(request);
-        request.state = "wait-channel";
-        channel.waiting.push(request);
-        this.#counters.add("hal.channel.waits");
-        this.#announce(request, "wait-channel");
-        return "queued";
-      }
-      if (synchronous) {
-        let grant: MapRegisterGrant | undefined;
-        if (this.#needsGrant(request)) {
-          grant = this.#registerQueue.length === 0 ? this.#tryGrant(request) : undefined;
-          if (grant === undefined) return this.#refuse(request);
-        }
-        channel.owner = request;
-        this.#run(request, grant);
-        return "granted";
-      }
-      channel.owner = request;
-      this.#start(request);
-      return request.state === "wait-registers" ? "queued" : "granted";
-    });
+    // The common caller (a DPC) is already at DISPATCH_LEVEL: no closure, no IRQL round trip.
+    if (this.#scheduler.irql === Irql.dispatch) return this.#submit(request, synchronous);
+    return this.#scheduler.runAtIrql(Irql.dispatch, () => this.#submit(request, synchronous));
   }
 
   /** Removes a waiting request: true if its routine will now never run. */
@@ -147,12 +129,8 @@ export class DmaArbiter {
 
   /** FreeMapRegisters / PutScatterGatherList: registers go back, and the map-register queue moves. */
   freeGrant(grant: MapRegisterGrant): void {
-    this.#atDispatch(() => {
-      const channel = this.channel(grant.adapter);
-      if (channel.heldGrant === grant) channel.heldGrant = undefined;
-      this.#grants.release(grant);
-      this.#serve();
-    });
+    if (this.#scheduler.irql === Irql.dispatch) this.#freeGrant(grant);
+    else this.#scheduler.runAtIrql(Irql.dispatch, () => this.#freeGrant(grant));
   }
 
   /** PutDmaAdapter: the adapter's waiters are dropped (their routines never run) and returned. */
@@ -174,6 +152,39 @@ export class DmaArbiter {
     });
   }
 
+  #submit(request: WaitBlock, synchronous: boolean): SubmitResult {
+    const channel = this.channel(request.adapter);
+    this.#announce(request, "request");
+    if (channel.busy) {
+      if (synchronous) return this.#refuse(request);
+      request.state = "wait-channel";
+      channel.waiting.push(request);
+      this.#channelWaits.value++;
+      this.#announce(request, "wait-channel");
+      return "queued";
+    }
+    if (synchronous) {
+      let grant: MapRegisterGrant | undefined;
+      if (this.#needsGrant(request)) {
+        grant = this.#registerQueue.length === 0 ? this.#tryGrant(request) : undefined;
+        if (grant === undefined) return this.#refuse(request);
+      }
+      channel.owner = request;
+      this.#run(request, channel, grant);
+      return "granted";
+    }
+    channel.owner = request;
+    this.#start(request, channel);
+    return request.state === "wait-registers" ? "queued" : "granted";
+  }
+
+  #freeGrant(grant: MapRegisterGrant): void {
+    const channel = this.channel(grant.adapter);
+    if (channel.heldGrant === grant) channel.heldGrant = undefined;
+    this.#grants.release(grant);
+    this.#serve();
+  }
+
   #atDispatch<T>(body: () => T): T {
     return this.#scheduler.irql === Irql.dispatch ? body() : this.#scheduler.runAtIrql(Irql.dispatch, body);
   }
@@ -193,31 +204,30 @@ export class DmaArbiter {
   }
 
   /** `request` owns its channel: run it now if its registers are free and nobody waits before it. */
-  #start(request: WaitBlock): void {
+  #start(request: WaitBlock, channel: AdapterChannel): void {
     if (!this.#needsGrant(request)) {
-      this.#run(request, undefined);
+      this.#run(request, channel, undefined);
       return;
     }
     const grant = this.#registerQueue.length === 0 ? this.#tryGrant(request) : undefined;
     if (grant !== undefined) {
-      this.#run(request, grant);
+      this.#run(request, channel, grant);
       return;
     }
     request.state = "wait-registers";
     this.#registerQueue.push(request);
-    this.#counters.add("hal.registers.waits");
+    this.#registerWaits.value++;
     this.#announce(request, "wait-registers");
   }
 
   /** Runs the routine of a request that holds its channel and registers, then applies its action. */
-  #run(request: WaitBlock, grant: MapRegisterGrant | undefined): void {
-    const channel = this.channel(request.adapter);
+  #run(request: WaitBlock, channel: AdapterChannel, grant: MapRegisterGrant | undefined): void {
     request.state = "running";
-    this.#counters.add("hal.channel.grants");
+    this.#channelGrants.value++;
     this.#announce(request, "grant");
     let action: number;
     try {
-      action = request.routine(grant);
+      action = request.routine(grant, request);
     } catch (error) {
       // A routine that throws (a bug check, a test's assertion) keeps what it held, as KeepObject.
       request.state = "done";
@@ -232,11 +242,11 @@ export class DmaArbiter {
         return;
       case DeallocateObject:
         if (kept !== undefined) this.#grants.release(kept);
-        this.#release(request.adapter);
+        this.#release(request.adapter, channel);
         return;
       case DeallocateObjectKeepRegisters:
         if (kept !== undefined) kept.owner = "driver";
-        this.#release(request.adapter);
+        this.#release(request.adapter, channel);
         return;
       default:
         channel.heldGrant = kept;
@@ -250,8 +260,7 @@ export class DmaArbiter {
   }
 
   /** The channel is free: hand it to the next waiter, and move the queues. */
-  #release(adapter: AdapterObject): void {
-    const channel = this.channel(adapter);
+  #release(adapter: AdapterObject, channel = this.channel(adapter)): void {
     const owner = channel.owner;
     channel.owner = undefined;
     channel.heldGrant = undefined;
@@ -271,7 +280,7 @@ export class DmaArbiter {
           const grant = this.#tryGrant(head);
           if (grant !== undefined) {
             this.#registerQueue.shift();
-            this.#run(head, grant);
+            this.#run(head, this.channel(head.adapter), grant);
             continue;
           }
         }
@@ -282,7 +291,7 @@ export class DmaArbiter {
         const next = channel.waiting.shift();
         if (next === undefined) continue;
         channel.owner = next;
-        this.#start(next);
+        this.#start(next, channel);
       }
     } finally {
       this.#serving = false;

@@ -56,6 +56,8 @@ import {
   vectorError,
 } from "./hal-bug-checks.js";
 import "./hal-events.js";
+import { hiddenReference } from "./hidden-reference.js";
+import { ListLookaside } from "./list-lookaside.js";
 import { type MapRegisterGrant, MapRegisterGrants } from "./map-register-grant.js";
 import { chainLength, chainMapRegisters, chainSegments, type MdlSegment } from "./mdl-chain.js";
 import { RemapMapping } from "./remap-mapping.js";
@@ -68,7 +70,7 @@ import {
 import { TransferContextState, transferContextState } from "./transfer-context.js";
 import { WaitBlock } from "./wait-block.js";
 import { BugCheck } from "./wdm/bug-check.js";
-import type { DEVICE_OBJECT, MDL } from "./wdm/device-object.js";
+import type { DEVICE_OBJECT, IRP, MDL } from "./wdm/device-object.js";
 import type {
   CommonBufferResult,
   DMA_ADAPTER,
@@ -137,23 +139,60 @@ const MEMBERS = Object.fromEntries(DMA_OPERATION_MEMBERS.map((member) => [member
 >;
 export const SCATTER_GATHER_OWNER = "hal.sglist";
 
-/** A scatter/gather list handed out and not yet put back. */
-interface ListRecord {
-  readonly adapter: AdapterObject;
-  readonly grant: MapRegisterGrant | undefined;
-  readonly mdl: Mdl;
-  /** Chain offset and length the list covers. */
-  readonly offset: number;
-  readonly length: number;
-  readonly segments: readonly MdlSegment[];
-  /** Nonpaged pool the HAL allocated for it (GetScatterGatherList), freed by Put. */
-  readonly poolVa: number | undefined;
-  /** Made by a V3 routine: Put invalidates CPU caches after a device-to-memory transfer. */
-  readonly v3: boolean;
+/**
+ * A scatter/gather list the HAL handed out: the list carries it as a hidden reference, so Put
+ * finds it at once and still recognises the list after it was put back.
+ */
+class ListRecord {
+  /** PutScatterGatherList was called: a second put is a double free. */
+  put = false;
+  /** Index in the dispatcher's array of live lists while not put back. */
+  slot = -1;
   /** BuildMdlFromScatterGatherList was called (a second call is STATUS_NONE_MAPPED). */
-  mdlBuilt: boolean;
+  mdlBuilt = false;
   /** The MDL and system mapping BuildMdlFromScatterGatherList made over bounce pages. */
-  target: { readonly mdl: Mdl; readonly va: number } | undefined;
+  target: { readonly mdl: Mdl; readonly va: number } | undefined = undefined;
+
+  constructor(
+    /** The dispatcher that built it: a list of another machine is a foreign handle. */
+    readonly dispatcher: HalDmaOperations,
+    readonly adapter: AdapterObject,
+    readonly grant: MapRegisterGrant | undefined,
+    readonly mdl: Mdl,
+    /** Chain offset and length the list covers. */
+    readonly offset: number,
+    readonly length: number,
+    readonly segments: readonly MdlSegment[],
+    /** Nonpaged pool the HAL allocated for it (GetScatterGatherList), given back by Put. */
+    readonly poolVa: number | undefined,
+    readonly poolSize: number,
+    /** Made by a V3 routine: Put invalidates CPU caches after a device-to-memory transfer. */
+    readonly v3: boolean,
+  ) {}
+}
+
+/**
+ * A scatter/gather list request: its own wait context block (reference section 3), carrying what
+ * the dispatcher's one list routine needs, so queueing a request creates no closure.
+ */
+class ListWait extends WaitBlock {
+  /** The list the routine built (the Ex forms return it when it ran at once). */
+  list: SCATTER_GATHER_LIST | undefined = undefined;
+
+  constructor(
+    adapter: AdapterObject,
+    registers: number,
+    routine: WaitBlock["routine"],
+    readonly request: ListRequest,
+    readonly segments: readonly MdlSegment[],
+    readonly irp: IRP | undefined,
+    /** Where the list lives: the caller's buffer (Build) or pool the HAL allocated (Get). */
+    readonly va: number,
+    readonly poolVa: number | undefined,
+    readonly poolSize: number,
+  ) {
+    super(adapter, "list", registers, routine);
+  }
 }
 
 /** A common buffer handed out and not yet freed. */
@@ -207,11 +246,21 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   private readonly listOwner: number;
   private readonly mapPieces: CounterCell;
   private readonly mapBytes: CounterCell;
+  private readonly listsGot: CounterCell;
+  private readonly listsPutBack: CounterCell;
   /** Adapters handed out and not released; released ones are only remembered for bug check 0x18. */
   private readonly adapters = new Set<AdapterObject>();
   private readonly releasedAdapters = new WeakSet<AdapterObject>();
-  private readonly lists = new Map<SCATTER_GATHER_LIST, ListRecord>();
-  private readonly listsPut = new WeakSet<SCATTER_GATHER_LIST>();
+  /** Lists handed out and not put back, in any order (swap-remove through ListRecord.slot). */
+  private readonly lists: ListRecord[] = [];
+  /** Per open adapter: list memory kept between a Put and the next Get. */
+  private readonly lookasides = new Map<AdapterObject, ListLookaside>();
+  /** The routine and cleanup of every list request (ListWait carries the request's data). */
+  private readonly listRoutine = (
+    grant: MapRegisterGrant | undefined,
+    wait: WaitBlock,
+  ): IO_ALLOCATION_ACTION => this.runListRequest(wait as ListWait, grant);
+  private readonly listCleanup = (wait: WaitBlock): void => this.dropListRequest(wait as ListWait);
   private readonly commonBuffers = new Map<number, CommonBufferRecord>();
   private readonly commonBuffersFreed = new Set<number>();
   private readonly vectors = new Set<CommonBufferVector>();
@@ -240,6 +289,8 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     this.listOwner = frames.registerOwner(SCATTER_GATHER_OWNER);
     this.mapPieces = counters.cell("hal.map.pieces");
     this.mapBytes = counters.cell("hal.map.bytes");
+    this.listsGot = counters.cell("hal.sglist.get");
+    this.listsPutBack = counters.cell("hal.sglist.put");
   }
 
   // ------------------------------------------------------------------ for the Hal
@@ -248,6 +299,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   registerAdapter(adapter: AdapterObject): void {
     adapter.strategy.openAdapter(adapter);
     this.adapters.add(adapter);
+    this.lookasides.set(adapter, new ListLookaside());
     this.arbiter.open(adapter);
     this.counters.add("hal.adapter.open");
     this.announceAdapter(adapter, "open", 0);
@@ -260,7 +312,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
 
   resources(): DispatcherResources {
     return {
-      scatterGatherLists: this.lists.size,
+      scatterGatherLists: this.lists.length,
       queuedRequests: this.arbiter.queuedRequests,
       channelsHeld: this.arbiter.channelsHeld,
       mapRegisterGrants: this.grants.size,
@@ -278,7 +330,9 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   PutDmaAdapter(DmaAdapter: DMA_ADAPTER): void {
     const adapter = this.enter(DmaAdapter, "PutDmaAdapter");
     const dropped = this.arbiter.close(adapter);
-    for (const request of dropped) request.cleanup?.();
+    for (const request of dropped) request.cleanup?.(request);
+    for (const va of this.lookasides.get(adapter)!.drain()) this.kernel.free(va);
+    this.lookasides.delete(adapter);
     const leaked = this.outstanding(adapter);
     adapter.released = true;
     this.adapters.delete(adapter);
@@ -536,7 +590,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     if (typeof ExecutionRoutine !== "function" || !isDeviceObject(DeviceObject))
       return STATUS_INVALID_PARAMETER;
     const offset = this.chainOffset(mdl, CurrentVa, Length);
-    return this.requestList(adapter, {
+    const result = this.requestList(adapter, {
       deviceObject: DeviceObject,
       mdl,
       offset,
@@ -548,7 +602,8 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       synchronous: false,
       transferContext: undefined,
       v3: false,
-    }).status;
+    });
+    return typeof result === "number" ? result : STATUS_SUCCESS;
   }
 
   PutScatterGatherList(
@@ -557,9 +612,9 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     WriteToDevice: boolean,
   ): void {
     const adapter = this.enter(DmaAdapter, "PutScatterGatherList");
-    const record = this.lists.get(ScatterGather);
-    if (record === undefined) {
-      if (this.listsPut.has(ScatterGather)) {
+    const record = this.listRecord(ScatterGather);
+    if (record === undefined || record.put) {
+      if (record !== undefined) {
         throw dmaViolation(
           DmaViolation.scatterGatherDoubleFree,
           0,
@@ -585,28 +640,30 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     }
     const write = Boolean(WriteToDevice);
     if (record.v3 && !write) this.cacheMaintenance(record.mdl, record.offset, record.length, "invalidate");
-    for (const segment of record.segments) {
-      this.lower(
-        () =>
-          adapter.strategy.flushAdapterBuffers(
-            adapter,
-            record.grant?.file,
-            segment.mdl,
-            segment.currentVa,
-            segment.length,
-            write,
-          ),
-        "PutScatterGatherList",
-      );
+    const file = record.grant?.file;
+    const segments = record.segments;
+    for (let i = 0; i < segments.length; i++) {
+      const segment = segments[i]!;
+      try {
+        adapter.strategy.flushAdapterBuffers(
+          adapter,
+          file,
+          segment.mdl,
+          segment.currentVa,
+          segment.length,
+          write,
+        );
+      } catch (error) {
+        throw this.lowered(error, "PutScatterGatherList");
+      }
     }
-    this.lists.delete(ScatterGather);
-    this.listsPut.add(ScatterGather);
+    this.forgetList(record);
     if (record.target !== undefined) {
       this.mm.freeMdl(record.target.mdl);
       this.kernel.unmapPages(record.target.va);
     }
-    if (record.poolVa !== undefined) this.kernel.free(record.poolVa);
-    this.counters.add("hal.sglist.put");
+    if (record.poolVa !== undefined) this.releaseListMemory(adapter, record.poolVa, record.poolSize);
+    this.listsPutBack.value++;
     this.announceList(adapter, "put", ScatterGather, record.grant?.count ?? 0);
     if (record.grant !== undefined) this.arbiter.freeGrant(record.grant);
   }
@@ -680,7 +737,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       return STATUS_INVALID_PARAMETER;
     }
     const offset = this.chainOffset(mdl, CurrentVa, Length);
-    return this.requestList(adapter, {
+    const result = this.requestList(adapter, {
       deviceObject: DeviceObject,
       mdl,
       offset,
@@ -692,7 +749,8 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       synchronous: false,
       transferContext: undefined,
       v3: false,
-    }).status;
+    });
+    return typeof result === "number" ? result : STATUS_SUCCESS;
   }
 
   /**
@@ -707,10 +765,11 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     OriginalMdl: MDL | undefined,
   ): { readonly Status: NTSTATUS; readonly TargetMdl: MDL | undefined } {
     const adapter = this.enter(DmaAdapter, "BuildMdlFromScatterGatherList");
-    const record = this.lists.get(ScatterGather);
+    const record = this.listRecord(ScatterGather);
     if (
       OriginalMdl === undefined ||
       record === undefined ||
+      record.put ||
       record.adapter !== adapter ||
       OriginalMdl !== record.mdl
     ) {
@@ -890,7 +949,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       return false;
     }
     if (!this.arbiter.cancel(request)) return false;
-    request.cleanup?.();
+    request.cleanup?.(request);
     this.counters.add("hal.channel.cancelled");
     return true;
   }
@@ -1635,20 +1694,19 @@ export class HalDmaOperations implements DMA_OPERATIONS {
 
   // ------------------------------------------------------------------ scatter/gather lists
 
-  /** Get/Build and their Ex forms: check, reserve the list's memory, queue; the routine maps. */
-  private requestList(
-    adapter: AdapterObject,
-    request: ListRequest,
-  ): { status: NTSTATUS; list: SCATTER_GATHER_LIST | undefined } {
+  /**
+   * Get/Build and their Ex forms: check, reserve the list's memory, queue; the routine maps.
+   * Returns the request once queued or run (its `list` is set if it ran), else the failure status.
+   */
+  private requestList(adapter: AdapterObject, request: ListRequest): ListWait | NTSTATUS {
     const segments = chainSegments(request.mdl, request.offset, request.length);
     const registers = chainMapRegisters(segments);
-    if (registers > adapter.capabilities.numberOfMapRegisters)
-      return { status: this.refuse(adapter, registers), list: undefined };
+    if (registers > adapter.capabilities.numberOfMapRegisters) return this.refuse(adapter, registers);
     const size = scatterGatherListSize(registers, registers);
     let va: number;
     let poolVa: number | undefined;
     if (request.buffer !== undefined) {
-      if (request.buffer.length < size) return { status: STATUS_BUFFER_TOO_SMALL, list: undefined };
+      if (request.buffer.length < size) return STATUS_BUFFER_TOO_SMALL;
       if (!this.kernel.isMapped(request.buffer.va, size)) {
         throw new BugCheck(
           PAGE_FAULT_IN_NONPAGED_AREA,
@@ -1658,48 +1716,93 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       }
       va = request.buffer.va;
     } else {
-      try {
-        poolVa = this.kernel.allocateNonPaged(size, { owner: this.listOwner, tag: "HalS" });
-      } catch (error) {
-        if (error instanceof PlatformError && error.code === "no-memory")
-          return { status: STATUS_INSUFFICIENT_RESOURCES, list: undefined };
-        throw error;
+      poolVa = this.lookasides.get(adapter)!.take(size);
+      if (poolVa === undefined) {
+        try {
+          poolVa = this.kernel.allocateNonPaged(size, { owner: this.listOwner, tag: "HalS" });
+        } catch (error) {
+          if (error instanceof PlatformError && error.code === "no-memory")
+            return STATUS_INSUFFICIENT_RESOURCES;
+          throw error;
+        }
       }
       va = poolVa;
     }
     const context = request.transferContext;
-    const freePool = (): void => {
-      if (poolVa !== undefined) this.kernel.free(poolVa);
-    };
     if (context !== undefined && this.takePreCancel(context)) {
-      freePool();
-      return { status: STATUS_CANCELLED, list: undefined };
+      if (poolVa !== undefined) this.releaseListMemory(adapter, poolVa, size);
+      return STATUS_CANCELLED;
     }
     if (request.writeToDevice && request.v3)
       this.cacheMaintenance(request.mdl, request.offset, request.length, "flush");
-    const irp = request.deviceObject.CurrentIrp;
-    let list: SCATTER_GATHER_LIST | undefined;
-    const wait = new WaitBlock(adapter, "list", registers, (grant) => {
-      if (context !== undefined) {
-        context.phase = "granted";
-        context.request = undefined;
-      }
-      list = this.buildList(adapter, wait, grant, request, segments, va, poolVa);
-      if (request.executionRoutine === undefined) return KeepObject;
-      request.executionRoutine(request.deviceObject, irp, list, request.context);
-      return DeallocateObjectKeepRegisters;
-    });
-    wait.cleanup = (): void => {
-      freePool();
-      if (context !== undefined) resetContext(context);
-    };
+    const wait = new ListWait(
+      adapter,
+      registers,
+      this.listRoutine,
+      request,
+      segments,
+      request.deviceObject.CurrentIrp,
+      va,
+      poolVa,
+      size,
+    );
+    wait.cleanup = this.listCleanup;
     const result = this.arbiter.submit(wait, request.synchronous);
     if (result === "refused") {
-      freePool();
-      return { status: STATUS_INSUFFICIENT_RESOURCES, list: undefined };
+      if (poolVa !== undefined) this.releaseListMemory(adapter, poolVa, size);
+      return STATUS_INSUFFICIENT_RESOURCES;
     }
     if (result === "queued" && context !== undefined) this.pend(context, wait, request.deviceObject);
-    return { status: STATUS_SUCCESS, list };
+    return wait;
+  }
+
+  /** The routine of every list request, once its channel and registers are granted. */
+  private runListRequest(wait: ListWait, grant: MapRegisterGrant | undefined): IO_ALLOCATION_ACTION {
+    const { request } = wait;
+    const context = request.transferContext;
+    if (context !== undefined) {
+      context.phase = "granted";
+      context.request = undefined;
+    }
+    const list = this.buildList(wait, grant);
+    wait.list = list;
+    if (request.executionRoutine === undefined) return KeepObject;
+    request.executionRoutine(request.deviceObject, wait.irp, list, request.context);
+    return DeallocateObjectKeepRegisters;
+  }
+
+  /** A list request dropped or cancelled before its routine ran: give back what it reserved. */
+  private dropListRequest(wait: ListWait): void {
+    if (wait.poolVa !== undefined) this.releaseListMemory(wait.adapter, wait.poolVa, wait.poolSize);
+    const context = wait.request.transferContext;
+    if (context !== undefined) resetContext(context);
+  }
+
+  /** List memory the HAL allocated goes back: into the adapter's lookaside while it has room. */
+  private releaseListMemory(adapter: AdapterObject, va: number, size: number): void {
+    const lookaside = this.lookasides.get(adapter);
+    if (lookaside === undefined || !lookaside.keep(va, size)) this.kernel.free(va);
+  }
+
+  /** The record of a list this dispatcher built (put back or not); undefined for anything else. */
+  private listRecord(list: SCATTER_GATHER_LIST): ListRecord | undefined {
+    const record = hiddenReference(list);
+    return record instanceof ListRecord && record.dispatcher === this ? record : undefined;
+  }
+
+  private rememberList(record: ListRecord): void {
+    record.slot = this.lists.length;
+    this.lists.push(record);
+  }
+
+  private forgetList(record: ListRecord): void {
+    const last = this.lists.pop()!;
+    if (last !== record) {
+      this.lists[record.slot] = last;
+      last.slot = record.slot;
+    }
+    record.slot = -1;
+    record.put = true;
   }
 
   /** The Ex forms' argument rules, then requestList. */
@@ -1743,7 +1846,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     }
     const mdl = this.residentMdl(args.Mdl);
     if (!this.validChainRange(mdl, args.Offset, args.Length)) return invalid;
-    return this.requestList(adapter, {
+    const result = this.requestList(adapter, {
       deviceObject: args.DeviceObject,
       mdl,
       offset: args.Offset,
@@ -1756,24 +1859,26 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       transferContext: context,
       v3: true,
     });
+    return typeof result === "number"
+      ? { status: result, list: undefined }
+      : { status: STATUS_SUCCESS, list: result.list };
   }
 
-  /** The list request's routine: map every piece, write the list, keep its books. */
-  private buildList(
-    adapter: AdapterObject,
-    wait: WaitBlock,
-    grant: MapRegisterGrant | undefined,
-    request: ListRequest,
-    segments: readonly MdlSegment[],
-    va: number,
-    poolVa: number | undefined,
-  ): SCATTER_GATHER_LIST {
+  /**
+   * Maps every piece of a granted list request and keeps the list's books. A list the HAL
+   * allocated lives in its pool block only as far as accounting goes: the driver reads the
+   * SCATTER_GATHER_LIST object, so its bytes are not written there (no one could read them).
+   * A list in the caller's buffer (Build) is written there, as the caller may read it.
+   */
+  private buildList(wait: ListWait, grant: MapRegisterGrant | undefined): SCATTER_GATHER_LIST {
+    const { adapter, request, segments } = wait;
     wait.grantTaken = true;
     if (grant !== undefined) grant.owner = "list";
     const elements: SCATTER_GATHER_ELEMENT[] = [];
-    const mapped: MdlSegment[] = [];
+    let mapped = 0;
     try {
-      for (const segment of segments) {
+      for (; mapped < segments.length; mapped++) {
+        const segment = segments[mapped]!;
         let done = 0;
         while (done < segment.length) {
           const piece = this.mapPiece(
@@ -1788,11 +1893,10 @@ export class HalDmaOperations implements DMA_OPERATIONS {
           appendElement(elements, piece);
           done += piece.length;
         }
-        mapped.push(segment);
       }
     } catch (error) {
       // Nothing reaches the driver: undo the pieces mapped so far and give everything back.
-      for (const segment of segments.slice(0, mapped.length + 1)) {
+      for (const segment of segments.slice(0, mapped + 1)) {
         adapter.strategy.flushAdapterBuffers(
           adapter,
           grant?.file,
@@ -1803,24 +1907,25 @@ export class HalDmaOperations implements DMA_OPERATIONS {
         );
       }
       if (grant !== undefined) this.grants.release(grant);
-      if (poolVa !== undefined) this.kernel.free(poolVa);
+      if (wait.poolVa !== undefined) this.releaseListMemory(adapter, wait.poolVa, wait.poolSize);
       throw error;
     }
-    const list = scatterGatherList(elements, this.nextListId++);
-    writeScatterGatherList(this.kernel, va, list);
-    this.lists.set(list, {
+    const record = new ListRecord(
+      this,
       adapter,
       grant,
-      mdl: request.mdl,
-      offset: request.offset,
-      length: request.length,
+      request.mdl,
+      request.offset,
+      request.length,
       segments,
-      poolVa,
-      v3: request.v3,
-      mdlBuilt: false,
-      target: undefined,
-    });
-    this.counters.add("hal.sglist.get");
+      wait.poolVa,
+      wait.poolSize,
+      request.v3,
+    );
+    const list = scatterGatherList(elements, this.nextListId++, record);
+    if (wait.poolVa === undefined) writeScatterGatherList(this.kernel, wait.va, list);
+    this.rememberList(record);
+    this.listsGot.value++;
     this.announceList(adapter, "get", list, grant?.count ?? 0);
     return list;
   }
@@ -1983,7 +2088,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   /** Things the driver still holds on `adapter`. */
   private outstanding(adapter: AdapterObject): number {
     let count = this.grants.of(adapter).length;
-    for (const record of this.lists.values()) if (record.adapter === adapter) count++;
+    for (const record of this.lists) if (record.adapter === adapter) count++;
     for (const record of this.commonBuffers.values()) if (record.buffer.adapter === adapter) count++;
     for (const vector of this.vectors) if (vector.adapter === adapter) count++;
     if (this.arbiter.holdsChannel(adapter)) count++;
@@ -1995,10 +2100,15 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     try {
       return body();
     } catch (error) {
-      if (error instanceof PlatformError)
-        throw halViolation(HalRule.mappingFailed, 0, 0, `${name}: ${error.message}`);
-      throw error;
+      throw this.lowered(error, name);
     }
+  }
+
+  /** What `lower` throws for `error`: a PlatformError becomes a HAL bug check, the rest passes. */
+  private lowered(error: unknown, name: string): unknown {
+    return error instanceof PlatformError
+      ? halViolation(HalRule.mappingFailed, 0, 0, `${name}: ${error.message}`)
+      : error;
   }
 
   /** Runs a call into the layers below; a PlatformError becomes its NTSTATUS. */

@@ -11,6 +11,7 @@
 import type { KernelMemory } from "../platform/kernel-memory.js";
 import { GiB } from "../platform/page.js";
 import type { MappedPiece } from "./dma-mapping-strategy.js";
+import { attachHiddenReference } from "./hidden-reference.js";
 import {
   type SCATTER_GATHER_ELEMENT,
   SCATTER_GATHER_ELEMENT_SIZE,
@@ -51,15 +52,18 @@ export function appendElement(elements: SCATTER_GATHER_ELEMENT[], piece: MappedP
   }
 }
 
+/**
+ * The frozen list a driver receives. It takes `elements` over (frozen in place, not copied) and,
+ * when given, stamps `record` onto it as the HAL's hidden reference (hidden-reference.ts).
+ */
 export function scatterGatherList(
-  elements: readonly SCATTER_GATHER_ELEMENT[],
+  elements: SCATTER_GATHER_ELEMENT[],
   reserved: number,
+  record?: unknown,
 ): SCATTER_GATHER_LIST {
-  return Object.freeze({
-    NumberOfElements: elements.length,
-    Reserved: reserved,
-    Elements: Object.freeze([...elements]),
-  });
+  const list = { NumberOfElements: elements.length, Reserved: reserved, Elements: Object.freeze(elements) };
+  if (record !== undefined) attachHiddenReference(list, record);
+  return Object.freeze(list);
 }
 
 /**

@@ -16,15 +16,18 @@ export class WaitBlock {
   /** Set by a list request's routine: the grant now belongs to its scatter/gather list. */
   grantTaken = false;
   /** Undoes what the requester reserved for it (a list's pool memory, a transfer context) if it never runs. */
-  cleanup: (() => void) | undefined = undefined;
+  cleanup: ((wait: WaitBlock) => void) | undefined = undefined;
 
   constructor(
     readonly adapter: AdapterObject,
     /** AllocateAdapterChannel(Ex) ("channel") or a scatter/gather list request ("list"). */
     readonly kind: "channel" | "list",
     readonly mapRegisters: number,
-    /** Runs at DISPATCH_LEVEL with the registers granted (undefined: none needed). */
-    readonly routine: (grant: MapRegisterGrant | undefined) => IO_ALLOCATION_ACTION,
+    /**
+     * Runs at DISPATCH_LEVEL with the registers granted (undefined: none needed). It gets its
+     * wait block too, so one routine can serve many requests (a subclass carries their data).
+     */
+    readonly routine: (grant: MapRegisterGrant | undefined, wait: WaitBlock) => IO_ALLOCATION_ACTION,
   ) {}
 
   /** Queued for the channel or for registers: its routine has not run and may be cancelled. */

@@ -40,53 +40,53 @@ export class CpuMemory {
   static readonly CACHE_PAGES = 1024;
 
   readonly coherent: boolean;
-  readonly #memory: PhysicalMemory;
-  readonly #counters: Counters;
+  private readonly memory: PhysicalMemory;
+  private readonly counters: Counters;
   /** Insertion order is recency order: the first entry is the least recently used. */
-  readonly #cache = new Map<number, CacheEntry>();
-  readonly #spare: CacheEntry[] = [];
+  private readonly cache = new Map<number, CacheEntry>();
+  private readonly spare: CacheEntry[] = [];
 
   constructor(
     @inject(PhysicalMemory) memory: PhysicalMemory,
     @inject(PlatformOptions) options: PlatformOptionsShape,
     @inject(Counters) counters: Counters,
   ) {
-    this.#memory = memory;
+    this.memory = memory;
     this.coherent = options.coherent;
-    this.#counters = counters;
+    this.counters = counters;
   }
 
   /** Pages with at least one cached line (always 0 when coherent). */
   get cachedPages(): number {
-    return this.#cache.size;
+    return this.cache.size;
   }
 
   /** A CPU load of [pa, pa + dst.length): cached lines win over memory. */
   read(pa: number, dst: Uint8Array): void {
-    this.#check(pa, dst.length);
+    this.check(pa, dst.length);
     if (this.coherent) {
-      this.#memory.read(pa, dst);
+      this.memory.read(pa, dst);
       return;
     }
-    this.#forEachPage(pa, dst.length, (entry, offset, length, done) => {
-      this.#fillLines(entry, offset, offset + length);
+    this.forEachPage(pa, dst.length, (entry, offset, length, done) => {
+      this.fillLines(entry, offset, offset + length);
       dst.set(entry.data.subarray(offset, offset + length), done);
     });
   }
 
   /** A CPU store to [pa, pa + src.length): lands in dirty lines when non-coherent. */
   write(pa: number, src: Uint8Array): void {
-    this.#check(pa, src.length);
+    this.check(pa, src.length);
     if (this.coherent) {
-      this.#memory.write(pa, src);
+      this.memory.write(pa, src);
       return;
     }
-    this.#forEachPage(pa, src.length, (entry, offset, length, done) => {
+    this.forEachPage(pa, src.length, (entry, offset, length, done) => {
       // Read-for-ownership of the partly written lines at the edges only.
       const end = offset + length;
       if (offset % CACHE_LINE_SIZE !== 0 || length < CACHE_LINE_SIZE)
-        this.#fillLines(entry, offset, offset + 1);
-      if (end % CACHE_LINE_SIZE !== 0) this.#fillLines(entry, end - 1, end);
+        this.fillLines(entry, offset, offset + 1);
+      if (end % CACHE_LINE_SIZE !== 0) this.fillLines(entry, end - 1, end);
       entry.data.set(src.subarray(done, done + length), offset);
       entry.lines.fill(DIRTY, lineIndex(offset), lineIndex(offset + length - 1) + 1);
     });
@@ -97,11 +97,11 @@ export class CpuMemory {
    * KeFlushIoBuffers and FlushAdapterBuffers do before a device reads.
    */
   flush(pa: number, length: number): void {
-    this.#check(pa, length);
-    this.#counters.add("cpu.cache.flush.calls");
+    this.check(pa, length);
+    this.counters.add("cpu.cache.flush.calls");
     if (this.coherent) return;
-    this.#forEachCached(pa, length, (entry, from, to) => {
-      this.#counters.add("cpu.cache.flush.lines", this.#writeBack(entry, from, to));
+    this.forEachCached(pa, length, (entry, from, to) => {
+      this.counters.add("cpu.cache.flush.lines", this.writeBack(entry, from, to));
     });
   }
 
@@ -111,20 +111,20 @@ export class CpuMemory {
    * the CPU's neighbouring data); dirty lines wholly inside are discarded.
    */
   invalidate(pa: number, length: number): void {
-    this.#check(pa, length);
-    this.#counters.add("cpu.cache.invalidate.calls");
+    this.check(pa, length);
+    this.counters.add("cpu.cache.invalidate.calls");
     if (this.coherent) return;
-    this.#forEachCached(pa, length, (entry, from, to) => {
+    this.forEachCached(pa, length, (entry, from, to) => {
       const first = lineIndex(from);
       const last = lineIndex(to - 1);
-      if (from % CACHE_LINE_SIZE !== 0) this.#writeBack(entry, from, from + 1);
-      if (to % CACHE_LINE_SIZE !== 0) this.#writeBack(entry, to - 1, to);
+      if (from % CACHE_LINE_SIZE !== 0) this.writeBack(entry, from, from + 1);
+      if (to % CACHE_LINE_SIZE !== 0) this.writeBack(entry, to - 1, to);
       let discarded = 0;
       for (let line = first; line <= last; line++) if (entry.lines[line] === DIRTY) discarded++;
       entry.lines.fill(INVALID, first, last + 1);
-      this.#counters.add("cpu.cache.invalidate.lines", last - first + 1);
-      if (discarded > 0) this.#counters.add("cpu.cache.discard.dirty.lines", discarded);
-      if (entry.lines.every((state) => state === INVALID)) this.#evict(entry, false);
+      this.counters.add("cpu.cache.invalidate.lines", last - first + 1);
+      if (discarded > 0) this.counters.add("cpu.cache.discard.dirty.lines", discarded);
+      if (entry.lines.every((state) => state === INVALID)) this.evict(entry, false);
     });
   }
 
@@ -133,11 +133,11 @@ export class CpuMemory {
    * and are dropped without write-back, so a stale line can never land on the frame's next owner.
    */
   discard(pa: number, length: number): void {
-    this.#check(pa, length);
+    this.check(pa, length);
     if (this.coherent) return;
-    this.#forEachCached(pa, length, (entry, from, to) => {
+    this.forEachCached(pa, length, (entry, from, to) => {
       entry.lines.fill(INVALID, lineIndex(from), lineIndex(to - 1) + 1);
-      if (entry.lines.every((state) => state === INVALID)) this.#evict(entry, false);
+      if (entry.lines.every((state) => state === INVALID)) this.evict(entry, false);
     });
   }
 
@@ -148,18 +148,18 @@ export class CpuMemory {
    */
   zero(pa: number, length: number): void {
     this.discard(pa, length);
-    this.#memory.fill(pa, length, 0);
+    this.memory.fill(pa, length, 0);
   }
 
   /** Writes back every dirty line and empties the cache (a WBINVD). */
   writeBackAll(): void {
-    for (const entry of [...this.#cache.values()]) this.#evict(entry, true);
+    for (const entry of [...this.cache.values()]) this.evict(entry, true);
   }
 
-  #check(pa: number, length: number): void {
+  private check(pa: number, length: number): void {
     checkAddress(pa, "physical address");
     checkLength(length, "length");
-    if (!this.#memory.isRam(pa, length)) {
+    if (!this.memory.isRam(pa, length)) {
       throw new PlatformError(
         "out-of-range",
         `CPU access ${formatAddress(pa)}+${formatAddress(length)} is not RAM`,
@@ -168,7 +168,7 @@ export class CpuMemory {
   }
 
   /** Visits each page of [pa, pa + length) with its cache entry (created or promoted to most recent). */
-  #forEachPage(
+  private forEachPage(
     pa: number,
     length: number,
     visit: (entry: CacheEntry, offset: number, length: number, done: number) => void,
@@ -178,13 +178,13 @@ export class CpuMemory {
       const address = pa + done;
       const offset = address % PAGE_SIZE;
       const chunk = Math.min(PAGE_SIZE - offset, length - done);
-      visit(this.#entry((address - offset) / PAGE_SIZE), offset, chunk, done);
+      visit(this.entry((address - offset) / PAGE_SIZE), offset, chunk, done);
       done += chunk;
     }
   }
 
   /** Visits the cached pages of [pa, pa + length) with the line-aligned byte range inside each. */
-  #forEachCached(
+  private forEachCached(
     pa: number,
     length: number,
     visit: (entry: CacheEntry, from: number, to: number) => void,
@@ -194,39 +194,39 @@ export class CpuMemory {
       const address = pa + done;
       const offset = address % PAGE_SIZE;
       const chunk = Math.min(PAGE_SIZE - offset, length - done);
-      const entry = this.#cache.get((address - offset) / PAGE_SIZE);
+      const entry = this.cache.get((address - offset) / PAGE_SIZE);
       if (entry !== undefined) visit(entry, offset, offset + chunk);
       done += chunk;
     }
   }
 
-  #entry(pfn: number): CacheEntry {
-    let entry = this.#cache.get(pfn);
+  private entry(pfn: number): CacheEntry {
+    let entry = this.cache.get(pfn);
     if (entry !== undefined) {
-      this.#cache.delete(pfn);
-      this.#cache.set(pfn, entry);
+      this.cache.delete(pfn);
+      this.cache.set(pfn, entry);
       return entry;
     }
-    if (this.#cache.size >= CpuMemory.CACHE_PAGES) this.#evict(this.#cache.values().next().value!, true);
-    entry = this.#spare.pop() ?? {
+    if (this.cache.size >= CpuMemory.CACHE_PAGES) this.evict(this.cache.values().next().value!, true);
+    entry = this.spare.pop() ?? {
       pfn,
       data: new Uint8Array(PAGE_SIZE),
       lines: new Uint8Array(LINES_PER_PAGE),
     };
     entry.pfn = pfn;
-    this.#cache.set(pfn, entry);
+    this.cache.set(pfn, entry);
     return entry;
   }
 
-  #evict(entry: CacheEntry, writeBack: boolean): void {
-    if (writeBack) this.#counters.add("cpu.cache.evict.lines", this.#writeBack(entry, 0, PAGE_SIZE));
+  private evict(entry: CacheEntry, writeBack: boolean): void {
+    if (writeBack) this.counters.add("cpu.cache.evict.lines", this.writeBack(entry, 0, PAGE_SIZE));
     entry.lines.fill(INVALID);
-    this.#cache.delete(entry.pfn);
-    this.#spare.push(entry);
+    this.cache.delete(entry.pfn);
+    this.spare.push(entry);
   }
 
   /** Loads the invalid lines overlapping [from, to) of the page from memory, in runs. */
-  #fillLines(entry: CacheEntry, from: number, to: number): void {
+  private fillLines(entry: CacheEntry, from: number, to: number): void {
     if (from >= to) return;
     const last = lineIndex(to - 1);
     let line = lineIndex(from);
@@ -238,15 +238,15 @@ export class CpuMemory {
       let end = line + 1;
       while (end <= last && entry.lines[end] === INVALID) end++;
       const start = line * CACHE_LINE_SIZE;
-      this.#memory.read(entry.pfn * PAGE_SIZE + start, entry.data.subarray(start, end * CACHE_LINE_SIZE));
+      this.memory.read(entry.pfn * PAGE_SIZE + start, entry.data.subarray(start, end * CACHE_LINE_SIZE));
       entry.lines.fill(CLEAN, line, end);
-      this.#counters.add("cpu.cache.miss.lines", end - line);
+      this.counters.add("cpu.cache.miss.lines", end - line);
       line = end;
     }
   }
 
   /** Writes the dirty lines overlapping byte range [from, to) back in runs; returns lines written. */
-  #writeBack(entry: CacheEntry, from: number, to: number): number {
+  private writeBack(entry: CacheEntry, from: number, to: number): number {
     const last = lineIndex(to - 1);
     let written = 0;
     let line = lineIndex(from);
@@ -258,7 +258,7 @@ export class CpuMemory {
       let end = line + 1;
       while (end <= last && entry.lines[end] === DIRTY) end++;
       const start = line * CACHE_LINE_SIZE;
-      this.#memory.write(entry.pfn * PAGE_SIZE + start, entry.data.subarray(start, end * CACHE_LINE_SIZE));
+      this.memory.write(entry.pfn * PAGE_SIZE + start, entry.data.subarray(start, end * CACHE_LINE_SIZE));
       entry.lines.fill(CLEAN, line, end);
       written += end - line;
       line = end;

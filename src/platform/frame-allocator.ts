@@ -70,24 +70,24 @@ export class FrameAllocator {
   /** Written over freed frames that hold host memory, so use-after-free reads stand out. */
   static readonly POISON = 0x6b;
 
-  readonly #memory: PhysicalMemory;
-  readonly #random: Random;
-  readonly #usable: readonly PfnRange[];
-  readonly #root: FrameNode;
-  readonly #ownerNames: string[] = [""];
-  readonly #ownerIds = new Map<string, number>();
-  readonly #ownedCounts: number[] = [0];
+  private readonly memory: PhysicalMemory;
+  private readonly random: Random;
+  private readonly usable: readonly PfnRange[];
+  private readonly root: FrameNode;
+  private readonly ownerNames: string[] = [""];
+  private readonly ownerIds = new Map<string, number>();
+  private readonly ownedCounts: number[] = [0];
 
   constructor(@inject(PhysicalMemory) memory: PhysicalMemory, @inject(Random) random: Random) {
-    this.#memory = memory;
-    this.#random = random;
-    this.#usable = memory.ranges
+    this.memory = memory;
+    this.random = random;
+    this.usable = memory.ranges
       .map((r) => ({ start: Math.max(1, r.start / PAGE_SIZE), end: r.end / PAGE_SIZE }))
       .filter((r) => r.end > r.start);
     const endPfn = memory.limit / PAGE_SIZE;
     let level = 0;
     while (FANOUT ** (level + 1) < endPfn) level++;
-    this.#root = this.#createNode(level, 0);
+    this.root = this.createNode(level, 0);
   }
 
   /** Ids start at 1 (0 means free); the same name always gets the same id. */
@@ -95,18 +95,18 @@ export class FrameAllocator {
     if (typeof name !== "string" || name.length === 0) {
       throw new PlatformError("bad-handle", "a frame owner needs a non-empty name");
     }
-    const known = this.#ownerIds.get(name);
+    const known = this.ownerIds.get(name);
     if (known !== undefined) return known;
-    const id = this.#ownerNames.length;
-    this.#ownerNames.push(name);
-    this.#ownedCounts.push(0);
-    this.#ownerIds.set(name, id);
+    const id = this.ownerNames.length;
+    this.ownerNames.push(name);
+    this.ownedCounts.push(0);
+    this.ownerIds.set(name, id);
     return id;
   }
 
   ownerName(owner: number): string {
-    this.#checkOwner(owner);
-    return this.#ownerNames[owner]!;
+    this.checkOwner(owner);
+    return this.ownerNames[owner]!;
   }
 
   /**
@@ -118,8 +118,8 @@ export class FrameAllocator {
     if (!Number.isSafeInteger(count) || count < 0) {
       throw new PlatformError("bad-length", `frame count ${String(count)} is not a non-negative integer`);
     }
-    this.#checkOwner(request.owner);
-    const [start, end] = this.#bounds(request);
+    this.checkOwner(request.owner);
+    const [start, end] = this.bounds(request);
     const contiguous = request.contiguous ?? false;
     const alignment = request.alignment ?? 1;
     if (!Number.isSafeInteger(alignment) || alignment < 1) {
@@ -133,26 +133,26 @@ export class FrameAllocator {
     }
     if (count === 0) return [];
     if (contiguous) {
-      const first = this.#findRun(count, alignment, start, end);
-      if (first < 0) throw this.#noMemory(count, request, "contiguous run");
+      const first = this.findRun(count, alignment, start, end);
+      if (first < 0) throw this.noMemory(count, request, "contiguous run");
       const pfns: number[] = [];
       for (let pfn = first; pfn < first + count; pfn++) {
-        this.#setOwner(pfn, request.owner);
+        this.setOwner(pfn, request.owner);
         pfns.push(pfn);
       }
-      this.#ownedCounts[request.owner]! += count;
+      this.ownedCounts[request.owner]! += count;
       return pfns;
     }
-    if (this.#countFree(this.#root, start, end) < count) throw this.#noMemory(count, request, "frames");
+    if (this.countFree(this.root, start, end) < count) throw this.noMemory(count, request, "frames");
     const pfns: number[] = [];
     for (let i = 0; i < count; i++) {
-      const from = this.#randomUsable(start, end);
-      let pfn = this.#findFree(this.#root, from, end);
-      if (pfn < 0) pfn = this.#findFree(this.#root, start, from);
-      this.#setOwner(pfn, request.owner);
+      const from = this.randomUsable(start, end);
+      let pfn = this.findFree(this.root, from, end);
+      if (pfn < 0) pfn = this.findFree(this.root, start, from);
+      this.setOwner(pfn, request.owner);
       pfns.push(pfn);
     }
-    this.#ownedCounts[request.owner]! += count;
+    this.ownedCounts[request.owner]! += count;
     return pfns;
   }
 
@@ -162,7 +162,7 @@ export class FrameAllocator {
    * hold host memory.
    */
   free(pfns: readonly number[], owner: number): void {
-    this.#checkOwner(owner);
+    this.checkOwner(owner);
     const seen = new Set<number>();
     for (const pfn of pfns) {
       const current = this.ownerOf(pfn);
@@ -172,24 +172,24 @@ export class FrameAllocator {
       if (current !== owner) {
         throw new PlatformError(
           "not-owner",
-          `frame ${formatAddress(pfn * PAGE_SIZE)} belongs to ${this.#ownerNames[current]}, not ${this.#ownerNames[owner]}`,
+          `frame ${formatAddress(pfn * PAGE_SIZE)} belongs to ${this.ownerNames[current]}, not ${this.ownerNames[owner]}`,
         );
       }
       seen.add(pfn);
     }
     for (const pfn of pfns) {
-      this.#clearOwner(pfn);
-      if (this.#memory.isTouched(pfn)) this.#memory.fill(pfn * PAGE_SIZE, PAGE_SIZE, FrameAllocator.POISON);
+      this.clearOwner(pfn);
+      if (this.memory.isTouched(pfn)) this.memory.fill(pfn * PAGE_SIZE, PAGE_SIZE, FrameAllocator.POISON);
     }
-    this.#ownedCounts[owner]! -= pfns.length;
+    this.ownedCounts[owner]! -= pfns.length;
   }
 
   /** The owner of a RAM frame; 0 when free (or never allocatable, like frame 0). */
   ownerOf(pfn: number): number {
-    if (!Number.isSafeInteger(pfn) || pfn < 0 || !this.#memory.isRam(pfn * PAGE_SIZE, PAGE_SIZE)) {
+    if (!Number.isSafeInteger(pfn) || pfn < 0 || !this.memory.isRam(pfn * PAGE_SIZE, PAGE_SIZE)) {
       throw new PlatformError("out-of-range", `frame number ${String(pfn)} is not a RAM frame`);
     }
-    let node: FrameNode | undefined = this.#root;
+    let node: FrameNode | undefined = this.root;
     while (node !== undefined && node.level > 0) {
       node = node.children![Math.floor((pfn - node.base) / span(node.level - 1))];
     }
@@ -199,25 +199,25 @@ export class FrameAllocator {
   }
 
   framesOwnedBy(owner: number): number {
-    this.#checkOwner(owner);
-    return this.#ownedCounts[owner]!;
+    this.checkOwner(owner);
+    return this.ownedCounts[owner]!;
   }
 
   /** Free frames in a zone (default: all of RAM). */
   freeFrameCount(zone: FrameZone = "any"): number {
     if (!Object.hasOwn(ZONE_END_PFN, zone))
       throw new PlatformError("out-of-range", `unknown frame zone ${String(zone)}`);
-    return this.#countFree(this.#root, 0, ZONE_END_PFN[zone]);
+    return this.countFree(this.root, 0, ZONE_END_PFN[zone]);
   }
 
-  #checkOwner(owner: number): void {
-    if (!Number.isSafeInteger(owner) || owner < 1 || owner >= this.#ownerNames.length) {
+  private checkOwner(owner: number): void {
+    if (!Number.isSafeInteger(owner) || owner < 1 || owner >= this.ownerNames.length) {
       throw new PlatformError("bad-handle", `frame owner ${String(owner)} was never registered`);
     }
   }
 
   /** The request's acceptable PFNs as [start, end). */
-  #bounds(request: FrameRequest): [number, number] {
+  private bounds(request: FrameRequest): [number, number] {
     const zone = request.zone ?? "any";
     if (!Object.hasOwn(ZONE_END_PFN, zone))
       throw new PlatformError("out-of-range", `unknown frame zone ${String(zone)}`);
@@ -234,7 +234,7 @@ export class FrameAllocator {
     return [start, Math.max(start, end)];
   }
 
-  #noMemory(count: number, request: FrameRequest, what: string): PlatformError {
+  private noMemory(count: number, request: FrameRequest, what: string): PlatformError {
     const bounds = [
       `zone ${request.zone ?? "any"}`,
       request.minAddress === undefined ? "" : `from ${formatAddress(request.minAddress)}`,
@@ -245,16 +245,16 @@ export class FrameAllocator {
   }
 
   /** Usable frames in [start, end), from the RAM layout alone. */
-  #usableIn(start: number, end: number): number {
+  private usableIn(start: number, end: number): number {
     let total = 0;
-    for (const r of this.#usable) total += Math.max(0, Math.min(end, r.end) - Math.max(start, r.start));
+    for (const r of this.usable) total += Math.max(0, Math.min(end, r.end) - Math.max(start, r.start));
     return total;
   }
 
   /** A uniformly random usable frame in [start, end), which holds at least one usable frame. */
-  #randomUsable(start: number, end: number): number {
-    let index = this.#random.below(this.#usableIn(start, end));
-    for (const r of this.#usable) {
+  private randomUsable(start: number, end: number): number {
+    let index = this.random.below(this.usableIn(start, end));
+    for (const r of this.usable) {
       const length = Math.max(0, Math.min(end, r.end) - Math.max(start, r.start));
       if (index < length) return Math.max(start, r.start) + index;
       index -= length;
@@ -262,12 +262,12 @@ export class FrameAllocator {
     throw new Error("unreachable: random index beyond the usable frames");
   }
 
-  #createNode(level: number, base: number): FrameNode {
-    const free = this.#usableIn(base, base + span(level));
+  private createNode(level: number, base: number): FrameNode {
+    const free = this.usableIn(base, base + span(level));
     if (level > 0)
       return { level, base, free, children: new Array(FANOUT).fill(undefined), owners: undefined };
     const owners = new Uint32Array(FANOUT).fill(RESERVED);
-    for (const r of this.#usable) {
+    for (const r of this.usable) {
       const from = Math.max(base, r.start);
       const to = Math.min(base + FANOUT, r.end);
       if (from < to) owners.fill(0, from - base, to - base);
@@ -275,15 +275,15 @@ export class FrameAllocator {
     return { level, base, free, children: undefined, owners };
   }
 
-  #setOwner(pfn: number, owner: number): void {
-    let node = this.#root;
+  private setOwner(pfn: number, owner: number): void {
+    let node = this.root;
     while (node.level > 0) {
       node.free--;
       const childSpan = span(node.level - 1);
       const index = Math.floor((pfn - node.base) / childSpan);
       let child = node.children![index];
       if (child === undefined) {
-        child = this.#createNode(node.level - 1, node.base + index * childSpan);
+        child = this.createNode(node.level - 1, node.base + index * childSpan);
         node.children![index] = child;
       }
       node = child;
@@ -293,13 +293,13 @@ export class FrameAllocator {
   }
 
   /** Frees one frame and drops nodes that no longer hold any allocation. */
-  #clearOwner(pfn: number): void {
-    let node = this.#root;
+  private clearOwner(pfn: number): void {
+    let node = this.root;
     while (node.level > 0) {
       node.free++;
       const index = Math.floor((pfn - node.base) / span(node.level - 1));
       const child = node.children![index]!;
-      if (child.free + 1 === this.#usableIn(child.base, child.base + span(child.level))) {
+      if (child.free + 1 === this.usableIn(child.base, child.base + span(child.level))) {
         node.children![index] = undefined;
         return;
       }
@@ -310,7 +310,7 @@ export class FrameAllocator {
   }
 
   /** Free frames of `node` within [start, end). */
-  #countFree(node: FrameNode, start: number, end: number): number {
+  private countFree(node: FrameNode, start: number, end: number): number {
     const nodeEnd = node.base + span(node.level);
     const from = Math.max(start, node.base);
     const to = Math.min(end, nodeEnd);
@@ -330,14 +330,14 @@ export class FrameAllocator {
       const childBase = node.base + i * childSpan;
       free +=
         child === undefined
-          ? this.#usableIn(Math.max(from, childBase), Math.min(to, childBase + childSpan))
-          : this.#countFree(child, from, to);
+          ? this.usableIn(Math.max(from, childBase), Math.min(to, childBase + childSpan))
+          : this.countFree(child, from, to);
     }
     return free;
   }
 
   /** The lowest free frame of `node` in [start, end), or -1. */
-  #findFree(node: FrameNode, start: number, end: number): number {
+  private findFree(node: FrameNode, start: number, end: number): number {
     const from = Math.max(start, node.base);
     const to = Math.min(end, node.base + span(node.level));
     if (from >= to || node.free === 0) return -1;
@@ -353,15 +353,15 @@ export class FrameAllocator {
       const childBase = node.base + i * childSpan;
       const found =
         child === undefined
-          ? this.#firstUsable(Math.max(from, childBase), Math.min(to, childBase + childSpan))
-          : this.#findFree(child, from, to);
+          ? this.firstUsable(Math.max(from, childBase), Math.min(to, childBase + childSpan))
+          : this.findFree(child, from, to);
       if (found >= 0) return found;
     }
     return -1;
   }
 
-  #firstUsable(start: number, end: number): number {
-    for (const r of this.#usable) {
+  private firstUsable(start: number, end: number): number {
+    for (const r of this.usable) {
       const from = Math.max(start, r.start);
       if (from < Math.min(end, r.end)) return from;
     }
@@ -369,7 +369,7 @@ export class FrameAllocator {
   }
 
   /** The highest allocated frame of `node` in [start, end), or -1; [start, end) is all usable. */
-  #lastAllocated(node: FrameNode, start: number, end: number): number {
+  private lastAllocated(node: FrameNode, start: number, end: number): number {
     const from = Math.max(start, node.base);
     const to = Math.min(end, node.base + span(node.level));
     if (from >= to) return -1;
@@ -383,21 +383,21 @@ export class FrameAllocator {
     for (let i = Math.floor((to - 1 - node.base) / childSpan); i >= first; i--) {
       const child = node.children![i];
       if (child === undefined) continue;
-      const found = this.#lastAllocated(child, from, to);
+      const found = this.lastAllocated(child, from, to);
       if (found >= 0) return found;
     }
     return -1;
   }
 
   /** The first PFN of the highest free aligned run of `count` frames in [start, end), or -1. */
-  #findRun(count: number, alignment: number, start: number, end: number): number {
-    for (let r = this.#usable.length - 1; r >= 0; r--) {
-      const low = Math.max(start, this.#usable[r]!.start);
-      let top = Math.min(end, this.#usable[r]!.end);
+  private findRun(count: number, alignment: number, start: number, end: number): number {
+    for (let r = this.usable.length - 1; r >= 0; r--) {
+      const low = Math.max(start, this.usable[r]!.start);
+      let top = Math.min(end, this.usable[r]!.end);
       while (top - low >= count) {
         const first = Math.floor((top - count) / alignment) * alignment;
         if (first < low) break;
-        const allocated = this.#lastAllocated(this.#root, first, first + count);
+        const allocated = this.lastAllocated(this.root, first, first + count);
         if (allocated < 0) return first;
         top = allocated;
       }

@@ -82,28 +82,28 @@ interface SmallPoolPage {
 
 @injectable()
 export class KernelMemory {
-  readonly #frames: FrameAllocator;
-  readonly #cpu: CpuMemory;
-  readonly #poolOwner: number;
+  private readonly frames: FrameAllocator;
+  private readonly cpu: CpuMemory;
+  private readonly smallPoolOwner: number;
   /** Sorted by VA (VAs only grow, so appends keep the order). */
-  readonly #mappings: Mapping[] = [];
-  readonly #allocations = new Map<number, KernelAllocation>();
-  readonly #smallPages: SmallPoolPage[] = [];
+  private readonly mappings: Mapping[] = [];
+  private readonly allocations = new Map<number, KernelAllocation>();
+  private readonly smallPages: SmallPoolPage[] = [];
   /** Small-pool pages by the VA of their page. */
-  readonly #smallPageAt = new Map<number, SmallPoolPage>();
-  readonly #released = new Set<number>();
-  #nextPoolVa = NONPAGED_POOL_START;
-  #nextSystemVa = SYSTEM_PTE_START;
+  private readonly smallPageAt = new Map<number, SmallPoolPage>();
+  private readonly released = new Set<number>();
+  private nextPoolVa = NONPAGED_POOL_START;
+  private nextSystemVa = SYSTEM_PTE_START;
 
   constructor(@inject(FrameAllocator) frames: FrameAllocator, @inject(CpuMemory) cpu: CpuMemory) {
-    this.#frames = frames;
-    this.#cpu = cpu;
-    this.#poolOwner = frames.registerOwner("nonpaged-pool");
+    this.frames = frames;
+    this.cpu = cpu;
+    this.smallPoolOwner = frames.registerOwner("nonpaged-pool");
   }
 
   /** The frame owner of shared small-pool pages. */
   get poolOwner(): number {
-    return this.#poolOwner;
+    return this.smallPoolOwner;
   }
 
   /**
@@ -115,24 +115,24 @@ export class KernelMemory {
     checkSize(bytes);
     const tag = request.tag ?? "";
     if (bytes <= SMALL_POOL_MAX) {
-      this.#frames.ownerName(request.owner);
-      return this.#allocateSmall(bytes, request.owner, tag);
+      this.frames.ownerName(request.owner);
+      return this.allocateSmall(bytes, request.owner, tag);
     }
-    const pfns = this.#frames.allocate(Math.ceil(bytes / PAGE_SIZE), { owner: request.owner });
-    return this.#map(pfns, bytes, request.owner, tag, "pool");
+    const pfns = this.frames.allocate(Math.ceil(bytes / PAGE_SIZE), { owner: request.owner });
+    return this.map(pfns, bytes, request.owner, tag, "pool");
   }
 
   /** MmAllocateContiguousMemorySpecifyCache: one physically contiguous run below maxAddress. */
   allocateContiguous(bytes: number, request: ContiguousRequest): number {
     checkSize(bytes);
-    const pfns = this.#frames.allocate(Math.ceil(bytes / PAGE_SIZE), {
+    const pfns = this.frames.allocate(Math.ceil(bytes / PAGE_SIZE), {
       owner: request.owner,
       contiguous: true,
       alignment: request.alignmentFrames ?? 1,
       maxAddress: request.maxAddress,
       ...(request.minAddress === undefined ? {} : { minAddress: request.minAddress }),
     });
-    return this.#map(pfns, bytes, request.owner, request.tag ?? "", "contiguous");
+    return this.map(pfns, bytes, request.owner, request.tag ?? "", "contiguous");
   }
 
   /**
@@ -140,23 +140,23 @@ export class KernelMemory {
    * back to the allocator (and are poisoned); small slots go back to their page.
    */
   free(va: number): void {
-    const allocation = this.#allocationStartingAt(va);
+    const allocation = this.allocationStartingAt(va);
     if (allocation.kind === "system-mapping") {
       throw new PlatformError("bad-handle", `${formatAddress(va)} is a system mapping: use unmapPages`);
     }
     if (allocation.kind === "small-pool") {
-      const page = this.#smallPageAt.get(va - (va % PAGE_SIZE))!;
+      const page = this.smallPageAt.get(va - (va % PAGE_SIZE))!;
       const first = (va % PAGE_SIZE) / GRANULE;
       page.granules.fill(undefined, first, first + Math.ceil(allocation.size / GRANULE));
     } else {
-      this.#forEachRun(va, allocation.pfns.length * PAGE_SIZE, (pa, _done, length) =>
-        this.#cpu.discard(pa, length),
+      this.forEachRun(va, allocation.pfns.length * PAGE_SIZE, (pa, _done, length) =>
+        this.cpu.discard(pa, length),
       );
-      this.#frames.free(allocation.pfns, allocation.owner);
-      this.#unmap(va);
+      this.frames.free(allocation.pfns, allocation.owner);
+      this.unmap(va);
     }
-    this.#allocations.delete(va);
-    this.#released.add(va);
+    this.allocations.delete(va);
+    this.released.add(va);
   }
 
   /**
@@ -164,37 +164,37 @@ export class KernelMemory {
    * system space. The frames stay with their owner; `owner` says who asked for the mapping.
    */
   mapPages(pfns: readonly number[], owner: number): number {
-    this.#frames.ownerName(owner);
+    this.frames.ownerName(owner);
     if (pfns.length === 0) throw new PlatformError("bad-length", "cannot map zero pages");
     for (const pfn of pfns) {
-      if (this.#frames.ownerOf(pfn) === 0) {
+      if (this.frames.ownerOf(pfn) === 0) {
         throw new PlatformError(
           "not-owner",
           `frame ${formatAddress(pfn * PAGE_SIZE)} is free: nothing to map`,
         );
       }
     }
-    return this.#map([...pfns], pfns.length * PAGE_SIZE, owner, "", "system-mapping");
+    return this.map([...pfns], pfns.length * PAGE_SIZE, owner, "", "system-mapping");
   }
 
   /** MmUnmapLockedPages: removes a mapping made by mapPages; the frames are not freed. */
   unmapPages(va: number): void {
-    const allocation = this.#allocationStartingAt(va);
+    const allocation = this.allocationStartingAt(va);
     if (allocation.kind !== "system-mapping") {
       throw new PlatformError(
         "bad-handle",
         `${formatAddress(va)} is an allocation, not a system mapping: use free`,
       );
     }
-    this.#unmap(va);
-    this.#allocations.delete(va);
-    this.#released.add(va);
+    this.unmap(va);
+    this.allocations.delete(va);
+    this.released.add(va);
   }
 
   /** MmGetPhysicalAddress: throws "not-mapped" for an address with no page behind it. */
   physicalAddress(va: number): number {
     checkAddress(va, "kernel virtual address", 48);
-    const mapping = this.#mappingAt(va);
+    const mapping = this.mappingAt(va);
     if (mapping === undefined)
       throw new PlatformError("not-mapped", `kernel address ${formatAddress(va)} is not mapped`);
     const offset = va - mapping.va;
@@ -207,7 +207,7 @@ export class KernelMemory {
     let address = va;
     const end = va + length;
     while (address < end) {
-      const mapping = this.#mappingAt(address);
+      const mapping = this.mappingAt(address);
       if (mapping === undefined) return false;
       address = mapping.va + mapping.pfns.length * PAGE_SIZE;
     }
@@ -216,26 +216,26 @@ export class KernelMemory {
 
   /** The allocation or system mapping containing `va` (for a small-pool page: the slot's). */
   allocationAt(va: number): KernelAllocation | undefined {
-    const mapping = this.#mappingAt(va);
+    const mapping = this.mappingAt(va);
     if (mapping === undefined) return undefined;
     if (mapping.allocation !== undefined) return mapping.allocation;
-    const page = this.#smallPageAt.get(mapping.va)!;
+    const page = this.smallPageAt.get(mapping.va)!;
     return page.granules[Math.floor((va - page.va) / GRANULE)];
   }
 
   /** A CPU load from kernel space (RtlCopyMemory out of a buffer). */
   read(va: number, dst: Uint8Array): void {
-    this.#checkMapped(va, dst.length);
-    this.#forEachRun(va, dst.length, (pa, done, length) =>
-      this.#cpu.read(pa, dst.subarray(done, done + length)),
+    this.checkMapped(va, dst.length);
+    this.forEachRun(va, dst.length, (pa, done, length) =>
+      this.cpu.read(pa, dst.subarray(done, done + length)),
     );
   }
 
   /** A CPU store to kernel space. */
   write(va: number, src: Uint8Array): void {
-    this.#checkMapped(va, src.length);
-    this.#forEachRun(va, src.length, (pa, done, length) =>
-      this.#cpu.write(pa, src.subarray(done, done + length)),
+    this.checkMapped(va, src.length);
+    this.forEachRun(va, src.length, (pa, done, length) =>
+      this.cpu.write(pa, src.subarray(done, done + length)),
     );
   }
 
@@ -248,15 +248,15 @@ export class KernelMemory {
     length: number,
     visit: (pa: number, done: number, length: number) => void,
   ): void {
-    this.#checkMapped(va, length);
-    this.#forEachRun(va, length, visit);
+    this.checkMapped(va, length);
+    this.forEachRun(va, length, visit);
   }
 
-  #allocateSmall(bytes: number, owner: number, tag: string): number {
+  private allocateSmall(bytes: number, owner: number, tag: string): number {
     const count = Math.ceil(bytes / GRANULE);
     let page: SmallPoolPage | undefined;
     let first = -1;
-    for (const candidate of this.#smallPages) {
+    for (const candidate of this.smallPages) {
       first = freeGranules(candidate, count);
       if (first >= 0) {
         page = candidate;
@@ -264,12 +264,12 @@ export class KernelMemory {
       }
     }
     if (page === undefined) {
-      const [pfn] = this.#frames.allocate(1, { owner: this.#poolOwner });
-      const pageVa = this.#reserve(1, false);
-      this.#insertMapping({ va: pageVa, pfns: [pfn!], allocation: undefined });
+      const [pfn] = this.frames.allocate(1, { owner: this.smallPoolOwner });
+      const pageVa = this.reserve(1, false);
+      this.insertMapping({ va: pageVa, pfns: [pfn!], allocation: undefined });
       page = { va: pageVa, pfn: pfn!, granules: new Array(GRANULES).fill(undefined) };
-      this.#smallPages.push(page);
-      this.#smallPageAt.set(pageVa, page);
+      this.smallPages.push(page);
+      this.smallPageAt.set(pageVa, page);
       first = 0;
     }
     const va = page.va + first * GRANULE;
@@ -282,48 +282,48 @@ export class KernelMemory {
       pfns: [page.pfn],
     };
     page.granules.fill(allocation, first, first + count);
-    this.#allocations.set(va, allocation);
-    this.#released.delete(va);
+    this.allocations.set(va, allocation);
+    this.released.delete(va);
     return va;
   }
 
-  #map(pfns: number[], size: number, owner: number, tag: string, kind: KernelAllocationKind): number {
-    const va = this.#reserve(pfns.length, kind === "system-mapping");
+  private map(pfns: number[], size: number, owner: number, tag: string, kind: KernelAllocationKind): number {
+    const va = this.reserve(pfns.length, kind === "system-mapping");
     const allocation: KernelAllocation = { va, size, owner, tag, kind, pfns };
-    this.#insertMapping({ va, pfns, allocation });
-    this.#allocations.set(va, allocation);
+    this.insertMapping({ va, pfns, allocation });
+    this.allocations.set(va, allocation);
     return va;
   }
 
   /** Reserves `pages` pages plus a guard page of VA space. */
-  #reserve(pages: number, system: boolean): number {
+  private reserve(pages: number, system: boolean): number {
     const bytes = (pages + 1) * PAGE_SIZE;
     const limit = system ? KERNEL_SPACE_END : SYSTEM_PTE_START;
-    const va = system ? this.#nextSystemVa : this.#nextPoolVa;
+    const va = system ? this.nextSystemVa : this.nextPoolVa;
     if (va + bytes > limit) throw new PlatformError("no-memory", "kernel virtual address space exhausted");
-    if (system) this.#nextSystemVa += bytes;
-    else this.#nextPoolVa += bytes;
+    if (system) this.nextSystemVa += bytes;
+    else this.nextPoolVa += bytes;
     return va;
   }
 
   /**
-   * Keeps #mappings sorted by VA: pool and system-mapping addresses grow in two separate ranges,
+   * Keeps mappings sorted by VA: pool and system-mapping addresses grow in two separate ranges,
    * so appending would interleave them and break the binary search.
    */
-  #insertMapping(mapping: Mapping): void {
-    this.#mappings.splice(this.#mappingIndex(mapping.va) + 1, 0, mapping);
+  private insertMapping(mapping: Mapping): void {
+    this.mappings.splice(this.mappingIndex(mapping.va) + 1, 0, mapping);
   }
 
-  #unmap(va: number): void {
-    const index = this.#mappingIndex(va);
-    this.#mappings.splice(index, 1);
+  private unmap(va: number): void {
+    const index = this.mappingIndex(va);
+    this.mappings.splice(index, 1);
   }
 
-  #allocationStartingAt(va: number): KernelAllocation {
+  private allocationStartingAt(va: number): KernelAllocation {
     checkAddress(va, "kernel virtual address", 48);
-    const allocation = this.#allocations.get(va);
+    const allocation = this.allocations.get(va);
     if (allocation !== undefined) return allocation;
-    if (this.#released.has(va))
+    if (this.released.has(va))
       throw new PlatformError("double-free", `kernel address ${formatAddress(va)} was already freed`);
     throw new PlatformError(
       "bad-handle",
@@ -332,13 +332,13 @@ export class KernelMemory {
   }
 
   /** Index of the last mapping starting at or below `va`, or -1. */
-  #mappingIndex(va: number): number {
+  private mappingIndex(va: number): number {
     let low = 0;
-    let high = this.#mappings.length - 1;
+    let high = this.mappings.length - 1;
     let found = -1;
     while (low <= high) {
       const middle = (low + high) >>> 1;
-      if (this.#mappings[middle]!.va <= va) {
+      if (this.mappings[middle]!.va <= va) {
         found = middle;
         low = middle + 1;
       } else {
@@ -348,12 +348,12 @@ export class KernelMemory {
     return found;
   }
 
-  #mappingAt(va: number): Mapping | undefined {
-    const mapping = this.#mappings[this.#mappingIndex(va)];
+  private mappingAt(va: number): Mapping | undefined {
+    const mapping = this.mappings[this.mappingIndex(va)];
     return mapping !== undefined && va < mapping.va + mapping.pfns.length * PAGE_SIZE ? mapping : undefined;
   }
 
-  #checkMapped(va: number, length: number): void {
+  private checkMapped(va: number, length: number): void {
     checkAddress(va, "kernel virtual address", 48);
     checkLength(length, "length");
     if (!this.isMapped(va, length)) {
@@ -364,7 +364,11 @@ export class KernelMemory {
     }
   }
 
-  #forEachRun(va: number, length: number, visit: (pa: number, done: number, length: number) => void): void {
+  private forEachRun(
+    va: number,
+    length: number,
+    visit: (pa: number, done: number, length: number) => void,
+  ): void {
     let mapping: Mapping | undefined;
     let done = 0;
     let runPa = 0;
@@ -373,7 +377,7 @@ export class KernelMemory {
     while (done < length) {
       const address = va + done;
       if (mapping === undefined || address >= mapping.va + mapping.pfns.length * PAGE_SIZE) {
-        mapping = this.#mappingAt(address)!;
+        mapping = this.mappingAt(address)!;
       }
       const offset = address - mapping.va;
       const pa = mapping.pfns[Math.floor(offset / PAGE_SIZE)]! * PAGE_SIZE + (offset % PAGE_SIZE);

@@ -67,43 +67,43 @@ interface Dpc {
 
 @injectable()
 export class Scheduler {
-  readonly #events: EventBus;
-  readonly #counters: Counters;
-  readonly #queue = new EventQueue<ScheduledEvent>();
+  private readonly events: EventBus;
+  private readonly counters: Counters;
+  private readonly queue = new EventQueue<ScheduledEvent>();
   /** Line -> ISR chain. Chains are replaced, never mutated, so a disconnect inside an ISR is safe. */
-  readonly #lines = new Map<number, readonly Isr[]>();
-  #dpcs: Dpc[] = [];
-  #dpcHead = 0;
-  #now = 0;
-  #irql: number = Irql.passive;
-  #sequence = 0;
-  #running = false;
-  #inDpc = false;
+  private readonly lines = new Map<number, readonly Isr[]>();
+  private dpcs: Dpc[] = [];
+  private dpcHead = 0;
+  private clock = 0;
+  private currentIrql: number = Irql.passive;
+  private sequence = 0;
+  private running = false;
+  private inDpc = false;
 
   constructor(@inject(EventBus) events: EventBus, @inject(Counters) counters: Counters) {
-    this.#events = events;
-    this.#counters = counters;
+    this.events = events;
+    this.counters = counters;
   }
 
   /** Virtual time in nanoseconds. */
   get now(): number {
-    return this.#now;
+    return this.clock;
   }
 
   get irql(): number {
-    return this.#irql;
+    return this.currentIrql;
   }
 
   /** Queued events (timers, device work, interrupts) plus queued DPCs. */
   get pending(): number {
-    return this.#queue.size + this.#dpcs.length - this.#dpcHead;
+    return this.queue.size + this.dpcs.length - this.dpcHead;
   }
 
   /** Runs `callback` at passive level `delayNs` of virtual time from now. */
   schedule(delayNs: number, callback: () => void, label?: string): TimerHandle {
-    checkLength(delayNs, "timer delay (ns)", Number.MAX_SAFE_INTEGER - this.#now);
-    const event = new ScheduledEvent(this, this.#now + delayNs, this.#sequence++, callback, NO_LINE, label);
-    this.#queue.push(event);
+    checkLength(delayNs, "timer delay (ns)", Number.MAX_SAFE_INTEGER - this.clock);
+    const event = new ScheduledEvent(this, this.clock + delayNs, this.sequence++, callback, NO_LINE, label);
+    this.queue.push(event);
     return event;
   }
 
@@ -115,33 +115,33 @@ export class Scheduler {
         "cancel: the handle was not returned by this scheduler's schedule()",
       );
     }
-    return this.#queue.remove(handle);
+    return this.queue.remove(handle);
   }
 
   /** KeRaiseIrql: returns the old level. Raising to a lower level is an error. */
   raiseIrql(level: number): number {
     checkIrql(level, "raiseIrql: level");
-    const old = this.#irql;
+    const old = this.currentIrql;
     if (level < old) {
       throw new PlatformError(
         "bad-state",
         `raiseIrql(${level}) below the current IRQL ${old}; use lowerIrql`,
       );
     }
-    this.#irql = level;
+    this.currentIrql = level;
     return old;
   }
 
   /** KeLowerIrql: dropping from dispatch or above to below it runs the queued DPCs first. */
   lowerIrql(level: number): void {
     checkIrql(level, "lowerIrql: level");
-    if (level > this.#irql) {
+    if (level > this.currentIrql) {
       throw new PlatformError(
         "bad-state",
-        `lowerIrql(${level}) above the current IRQL ${this.#irql}; use raiseIrql`,
+        `lowerIrql(${level}) above the current IRQL ${this.currentIrql}; use raiseIrql`,
       );
     }
-    this.#setIrql(level);
+    this.setIrql(level);
   }
 
   /** Raises to `level`, runs `fn`, and lowers back, also when `fn` throws. */
@@ -153,13 +153,13 @@ export class Scheduler {
       returned = true;
       return result;
     } finally {
-      this.#restoreAfter(level, old, returned, "runAtIrql callback");
+      this.restoreAfter(level, old, returned, "runAtIrql callback");
     }
   }
 
   /** KeInsertQueueDpc: FIFO, runs at dispatch once the IRQL drops below dispatch. */
   queueDpc(routine: () => void, label?: string): void {
-    this.#dpcs.push({ routine, label });
+    this.dpcs.push({ routine, label });
   }
 
   /**
@@ -176,39 +176,39 @@ export class Scheduler {
       );
     }
     const entry: Isr = { isr, level };
-    this.#lines.set(line, [...(this.#lines.get(line) ?? []), entry]);
+    this.lines.set(line, [...(this.lines.get(line) ?? []), entry]);
     return () => {
-      const chain = this.#lines.get(line);
+      const chain = this.lines.get(line);
       if (chain === undefined || !chain.includes(entry)) return;
       const rest = chain.filter((e) => e !== entry);
-      if (rest.length === 0) this.#lines.delete(line);
-      else this.#lines.set(line, rest);
+      if (rest.length === 0) this.lines.delete(line);
+      else this.lines.set(line, rest);
     };
   }
 
   /** A device asserts `line`: the ISR chain runs as an event at `now`, after what is already due. */
   requestInterrupt(line: number): void {
     checkLine(line);
-    this.#queue.push(new ScheduledEvent(this, this.#now, this.#sequence++, undefined, line, undefined));
+    this.queue.push(new ScheduledEvent(this, this.clock, this.sequence++, undefined, line, undefined));
   }
 
   /** True when an ISR is connected to `line`. */
   isConnected(line: number): boolean {
-    return this.#lines.has(line);
+    return this.lines.has(line);
   }
 
   /** Drains events, interrupts and DPCs until nothing is pending. */
   runUntilIdle(maxEvents = DEFAULT_MAX_EVENTS): void {
     checkLength(maxEvents, "runUntilIdle: maxEvents");
-    this.#run(Number.POSITIVE_INFINITY, undefined, maxEvents);
+    this.run(Number.POSITIVE_INFINITY, undefined, maxEvents);
   }
 
   /** Runs everything due within `ns` of virtual time, then advances the clock by `ns`. */
   runFor(ns: number): void {
-    checkLength(ns, "runFor: ns", Number.MAX_SAFE_INTEGER - this.#now);
-    const deadline = this.#now + ns;
-    this.#run(deadline, undefined, DEFAULT_MAX_EVENTS);
-    this.#now = deadline;
+    checkLength(ns, "runFor: ns", Number.MAX_SAFE_INTEGER - this.clock);
+    const deadline = this.clock + ns;
+    this.run(deadline, undefined, DEFAULT_MAX_EVENTS);
+    this.clock = deadline;
   }
 
   /**
@@ -217,31 +217,35 @@ export class Scheduler {
    * predicate's final value.
    */
   runUntil(predicate: () => boolean, limitNs?: number): boolean {
-    if (limitNs !== undefined) checkLength(limitNs, "runUntil: limitNs", Number.MAX_SAFE_INTEGER - this.#now);
-    const deadline = limitNs === undefined ? Number.POSITIVE_INFINITY : this.#now + limitNs;
-    if (this.#run(deadline, predicate, DEFAULT_MAX_EVENTS)) return true;
-    if (limitNs !== undefined) this.#now = deadline;
+    if (limitNs !== undefined)
+      checkLength(limitNs, "runUntil: limitNs", Number.MAX_SAFE_INTEGER - this.clock);
+    const deadline = limitNs === undefined ? Number.POSITIVE_INFINITY : this.clock + limitNs;
+    if (this.run(deadline, predicate, DEFAULT_MAX_EVENTS)) return true;
+    if (limitNs !== undefined) this.clock = deadline;
     return predicate();
   }
 
   /** The run loop. Returns true when `until` held. */
-  #run(deadline: number, until: (() => boolean) | undefined, maxEvents: number): boolean {
-    if (this.#running) {
+  private run(deadline: number, until: (() => boolean) | undefined, maxEvents: number): boolean {
+    if (this.running) {
       throw new PlatformError(
         "bad-state",
         "the scheduler is already running: a callback cannot run it again",
       );
     }
-    if (this.#irql !== Irql.passive) {
-      throw new PlatformError("bad-state", `the scheduler runs from passive level, not IRQL ${this.#irql}`);
+    if (this.currentIrql !== Irql.passive) {
+      throw new PlatformError(
+        "bad-state",
+        `the scheduler runs from passive level, not IRQL ${this.currentIrql}`,
+      );
     }
-    this.#running = true;
+    this.running = true;
     try {
       let fired = 0;
       for (;;) {
-        this.#dispatchDpcs();
+        this.dispatchDpcs();
         if (until?.()) return true;
-        const next = this.#queue.peek();
+        const next = this.queue.peek();
         if (next === undefined || next.time > deadline) return false;
         if (++fired > maxEvents) {
           throw new PlatformError(
@@ -249,89 +253,89 @@ export class Scheduler {
             `more than ${maxEvents} events without going idle; last "${describe(next)}" at ${next.time} ns`,
           );
         }
-        this.#queue.pop();
-        this.#now = next.time;
-        if (next.callback === undefined) this.#deliver(next.line);
-        else this.#fire(next);
+        this.queue.pop();
+        this.clock = next.time;
+        if (next.callback === undefined) this.deliver(next.line);
+        else this.fire(next);
       }
     } finally {
-      this.#running = false;
+      this.running = false;
     }
   }
 
-  #fire(event: ScheduledEvent): void {
-    this.#counters.add("scheduler.events");
-    if (this.#events.hasListeners("scheduler.event")) {
-      this.#events.emit("scheduler.event", { time: this.#now, label: event.label ?? "" });
+  private fire(event: ScheduledEvent): void {
+    this.counters.add("scheduler.events");
+    if (this.events.hasListeners("scheduler.event")) {
+      this.events.emit("scheduler.event", { time: this.clock, label: event.label ?? "" });
     }
     let returned = false;
     try {
       event.callback!();
       returned = true;
     } finally {
-      this.#restoreAfter(Irql.passive, Irql.passive, returned, `event "${describe(event)}"`);
+      this.restoreAfter(Irql.passive, Irql.passive, returned, `event "${describe(event)}"`);
     }
   }
 
-  #deliver(line: number): void {
-    this.#counters.add("scheduler.interrupts");
-    if (this.#events.hasListeners("scheduler.interrupt")) {
-      this.#events.emit("scheduler.interrupt", { time: this.#now, line, label: `irq ${line}` });
+  private deliver(line: number): void {
+    this.counters.add("scheduler.interrupts");
+    if (this.events.hasListeners("scheduler.interrupt")) {
+      this.events.emit("scheduler.interrupt", { time: this.clock, line, label: `irq ${line}` });
     }
-    const chain = this.#lines.get(line);
+    const chain = this.lines.get(line);
     if (chain !== undefined) {
       for (const { isr, level } of chain) {
         if (this.runAtIrql(level, isr)) return;
       }
     }
-    this.#counters.add("scheduler.interrupts.unclaimed");
+    this.counters.add("scheduler.interrupts.unclaimed");
   }
 
   /** Sets the IRQL; dropping from dispatch or above to below it first drains the DPC queue. */
-  #setIrql(level: number): void {
-    if (this.#irql >= Irql.dispatch && level < Irql.dispatch && !this.#inDpc) {
-      this.#irql = Irql.dispatch;
+  private setIrql(level: number): void {
+    if (this.currentIrql >= Irql.dispatch && level < Irql.dispatch && !this.inDpc) {
+      this.currentIrql = Irql.dispatch;
       try {
-        this.#drainDpcs();
+        this.drainDpcs();
       } finally {
-        this.#irql = level;
+        this.currentIrql = level;
       }
     } else {
-      this.#irql = level;
+      this.currentIrql = level;
     }
   }
 
   /** The run loop at passive level: DPCs queued by passive work are delivered before the next event. */
-  #dispatchDpcs(): void {
-    if (this.#dpcHead === this.#dpcs.length) return;
-    this.#irql = Irql.dispatch;
-    this.#setIrql(Irql.passive);
+  private dispatchDpcs(): void {
+    if (this.dpcHead === this.dpcs.length) return;
+    this.currentIrql = Irql.dispatch;
+    this.setIrql(Irql.passive);
   }
 
-  #drainDpcs(): void {
-    this.#inDpc = true;
+  private drainDpcs(): void {
+    this.inDpc = true;
     try {
-      while (this.#dpcHead < this.#dpcs.length) {
-        const dpc = this.#dpcs[this.#dpcHead]!;
-        this.#dpcHead++;
-        if (this.#dpcHead === this.#dpcs.length) {
-          this.#dpcs = [];
-          this.#dpcHead = 0;
+      while (this.dpcHead < this.dpcs.length) {
+        const dpc = this.dpcs[this.dpcHead]!;
+        this.dpcHead++;
+        if (this.dpcHead === this.dpcs.length) {
+          this.dpcs = [];
+          this.dpcHead = 0;
         }
-        this.#counters.add("scheduler.dpcs");
-        if (this.#events.hasListeners("scheduler.dpc")) {
-          this.#events.emit("scheduler.dpc", { time: this.#now, label: dpc.label ?? "dpc" });
+        this.counters.add("scheduler.dpcs");
+        if (this.events.hasListeners("scheduler.dpc")) {
+          this.events.emit("scheduler.dpc", { time: this.clock, label: dpc.label ?? "dpc" });
         }
         let returned = false;
         try {
           dpc.routine();
           returned = true;
         } finally {
-          this.#restoreAfter(Irql.dispatch, Irql.dispatch, returned, `DPC "${dpc.label ?? "dpc"}"`);
+          this.restoreAfter(Irql.dispatch, Irql.dispatch, returned, `DPC "${dpc.label ?? "dpc"}"`);
         }
       }
     } finally {
-      this.#inDpc = false;
+      this.inDpc = false;
     }
   }
 
@@ -340,13 +344,13 @@ export class Scheduler {
    * dispatch). After a throw, or when the callback changed the IRQL itself, `old` is forced
    * without running anything; the changed IRQL is the callback's bug and is reported.
    */
-  #restoreAfter(expected: number, old: number, returned: boolean, what: string): void {
-    const left = this.#irql;
+  private restoreAfter(expected: number, old: number, returned: boolean, what: string): void {
+    const left = this.currentIrql;
     if (returned && left === expected) {
-      this.#setIrql(old);
+      this.setIrql(old);
       return;
     }
-    this.#irql = old;
+    this.currentIrql = old;
     if (returned)
       throw new PlatformError("bad-state", `${what} returned at IRQL ${left}, expected ${expected}`);
   }

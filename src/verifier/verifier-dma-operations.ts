@@ -288,8 +288,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     if (ledger.channel !== "held" && this.channelNotHeld(ledger, "FreeAdapterChannel")) return;
     const file = ledger.channelFile;
     if (file !== undefined) this.checkStillMapped(ledger, "FreeAdapterChannel", file);
-    this.hal.FreeAdapterChannel(DmaAdapter);
-    this.channelReleased(ledger);
+    this.releasingChannel(ledger, () => this.hal.FreeAdapterChannel(DmaAdapter));
     if (file !== undefined) this.releaseFile(ledger, file);
   }
 
@@ -879,9 +878,11 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     const file = ledger.channelFile;
     if (AllocationAction === DeallocateObject && file !== undefined)
       this.checkStillMapped(ledger, member, file);
-    this.hal.FreeAdapterObject(DmaAdapter, AllocationAction);
-    if (AllocationAction === KeepObject) return;
-    this.channelReleased(ledger);
+    if (AllocationAction === KeepObject) {
+      this.hal.FreeAdapterObject(DmaAdapter, AllocationAction);
+      return;
+    }
+    this.releasingChannel(ledger, () => this.hal.FreeAdapterObject(DmaAdapter, AllocationAction));
     if (file === undefined) return;
     if (AllocationAction === DeallocateObject) this.releaseFile(ledger, file);
     else file.owner = "driver";
@@ -1243,15 +1244,14 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     length: number,
     exclusive: boolean,
   ): boolean {
-    if (!Number.isFinite(file.count)) return false;
     const free = file.count - file.used;
     const scatterGather = ledger.adapter.capabilities.scatterGather;
-    if (file.pieces.length > 0 && (exclusive || (scatterGather ? free === 0 : needed > free))) {
+    if (file.pieces.length > 0 && (exclusive || (Number.isFinite(free) && (scatterGather ? free === 0 : needed > free)))) {
       return this.refuse(ledger, {
         member,
         code: VerifierCode.notFlushed,
         p2: file.bytesMapped + length,
-        p3: file.count * PAGE_SIZE,
+        p3: Number.isFinite(file.count) ? file.count * PAGE_SIZE : 0,
         p4: 0,
         explanation: `${member} while ${file.bytesMapped} bytes (${file.pieces.length} pieces) mapped with MapRegisterBase #${file.id} were never flushed: FlushAdapterBuffers${exclusive ? "Ex" : ""} must end each transfer`,
       });
@@ -1598,6 +1598,23 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
       if (file !== undefined) file.owner = "driver";
     }
     return action;
+  }
+
+  /**
+   * Gives the channel up around `call`: the books say so before the HAL runs, because freeing the
+   * channel may grant it to a queued request inside the call, whose AdapterControl takes it again.
+   */
+  private releasingChannel(ledger: AdapterLedger, call: () => void): void {
+    const file = ledger.channelFile;
+    this.channelReleased(ledger);
+    try {
+      call();
+    } catch (error) {
+      ledger.channel = "held";
+      ledger.channelFile = file;
+      ledger.adapterChannels.freed--;
+      throw error;
+    }
   }
 
   private channelReleased(ledger: AdapterLedger): void {

@@ -25,11 +25,10 @@ import { Counters } from "../trace/counters.js";
 import { EventBus } from "../trace/event-bus.js";
 import type { Hypercalls as HypercallsShape } from "./hypercalls.js";
 import { EmulatedIommuOptions, Hypercalls } from "./tokens.js";
-import type { InvalidationGranularity } from "./virt-options.js";
-
-export interface EmulatedIommuOptions {
-  readonly invalidation: InvalidationGranularity;
-}
+import type {
+  EmulatedIommuOptions as EmulatedIommuOptionsShape,
+  InvalidationGranularity,
+} from "./virt-options.js";
 
 @injectable()
 export class CachingModeIommu extends Iommu {
@@ -45,7 +44,7 @@ export class CachingModeIommu extends Iommu {
     @inject(EventBus) events: EventBus,
     @inject(Counters) counters: Counters,
     @inject(Hypercalls) hypercalls: HypercallsShape,
-    @inject(EmulatedIommuOptions) emulated: EmulatedIommuOptions,
+    @inject(EmulatedIommuOptions) emulated: EmulatedIommuOptionsShape,
   ) {
     super(options, memory, frames, events, counters);
     this.hypercalls = hypercalls;

@@ -15,20 +15,18 @@ import { RemapMapping } from "../hal/remap-mapping.js";
 import { Iommu } from "../iommu/iommu.js";
 import { PhysicalMemory } from "../platform/physical-memory.js";
 import { Scheduler } from "../platform/scheduler.js";
-import {
-  CachingModeIommu,
-  type EmulatedIommuOptions as EmulatedIommuOptionsShape,
-} from "./caching-mode-iommu.js";
+import { CachingModeIommu } from "./caching-mode-iommu.js";
 import { CachingModeRemapMapping } from "./caching-mode-remap-mapping.js";
 import type { GuestPhysicalMemory } from "./guest-physical-memory.js";
 import type { GuestScheduler } from "./guest-scheduler.js";
 import type { Hypercalls as HypercallsShape } from "./hypercalls.js";
-import {
-  ParavirtualMapping,
-  type ParavirtualOptions as ParavirtualOptionsShape,
-} from "./paravirtual-mapping.js";
+import { ParavirtualMapping } from "./paravirtual-mapping.js";
 import { EmulatedIommuOptions, Hypercalls, ParavirtualOptions } from "./tokens.js";
-import type { ResolvedGuestOptions } from "./virt-options.js";
+import type {
+  EmulatedIommuOptions as EmulatedIommuOptionsShape,
+  ParavirtualOptions as ParavirtualOptionsShape,
+  ResolvedGuestOptions,
+} from "./virt-options.js";
 
 export function guestPlatformModule(
   options: ResolvedGuestOptions,

@@ -8,10 +8,10 @@
  *   lines routed onto host lines.
  *
  * Everything above runs unchanged on guest-physical addresses, so the sample drivers run inside a
- * guest as they are. The guest's DMA interface adds its own rebinds (GuestModule): a caching-mode
- * IOMMU and its HAL flushes ("trapped"), or the paravirtual mapping strategy ("paravirtual").
+ * guest as they are. The guest's DMA interface adds its own rebinds (guestPlatformModule): a
+ * caching-mode IOMMU and its HAL flushes ("trapped"), or the paravirtual mapping strategy
+ * ("paravirtual").
  */
-
 import type { ContainerModule } from "inversify";
 import { Machine } from "../machine/machine.js";
 import type { Counters } from "../trace/counters.js";

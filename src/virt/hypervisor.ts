@@ -19,8 +19,7 @@
  */
 import { inject, injectable } from "inversify";
 import { Iommu } from "../iommu/iommu.js";
-import type { ResolvedMachineOptions } from "../machine/machine-options.js";
-import { resolveMachineOptions } from "../machine/machine-options.js";
+import { type ResolvedMachineOptions, resolveMachineOptions } from "../machine/machine-options.js";
 import { MachineOptionsToken } from "../machine/tokens.js";
 import { FrameAllocator } from "../platform/frame-allocator.js";
 import { PAGE_SIZE } from "../platform/page.js";
@@ -214,8 +213,9 @@ export class Hypervisor {
       throw new PlatformError("bad-handle", "that assignment is not live");
     }
     const { guest } = entry;
+    const line = assignment.guestFunction.interruptLine;
     guest.machine.pci.detach(assignment.guestRequesterId);
-    this.router.unroute(guest.id, assignment.guestFunction.interruptLine);
+    this.router.unroute(guest.id, line);
     assignment.release();
     guest.removeAssignment(assignment);
     this.assigned.delete(assignment.hostRequesterId);

@@ -153,10 +153,8 @@ export class ParavirtualHost {
 export function placeAperture(pages: number, addressLimit: number): number {
   const size = pages * PAGE_SIZE;
   const top = Math.min(addressLimit + 1, FOUR_GIB);
-  let base = top - size;
-  if (base < MSI_END && base + size > MSI_START) base = MSI_START - size;
-  if (base >= LARGE_PAGE_SIZE) base = Math.floor(base / LARGE_PAGE_SIZE) * LARGE_PAGE_SIZE;
-  else base = Math.floor(base / PAGE_SIZE) * PAGE_SIZE;
+  let base = alignDown(top - size);
+  if (base < MSI_END && base + size > MSI_START) base = alignDown(MSI_START - size);
   if (base < PAGE_SIZE) {
     throw new PlatformError(
       "no-memory",
@@ -164,6 +162,12 @@ export function placeAperture(pages: number, addressLimit: number): number {
     );
   }
   return base;
+}
+
+/** 2 MiB aligned where the value allows, page aligned below that. */
+function alignDown(value: number): number {
+  const granule = value >= LARGE_PAGE_SIZE ? LARGE_PAGE_SIZE : PAGE_SIZE;
+  return Math.floor(value / granule) * granule;
 }
 
 function checkGuestRun(guest: Guest, firstPfn: number, pages: number): void {

@@ -48,13 +48,9 @@ import { EventBus } from "../trace/event-bus.js";
 import type { GuestFrames, Hypercalls as HypercallsShape, ParavirtualAttachment } from "./hypercalls.js";
 import { RegionAllocator } from "./region-allocator.js";
 import { Hypercalls, ParavirtualOptions } from "./tokens.js";
+import type { ParavirtualOptions as ParavirtualOptionsShape } from "./virt-options.js";
 import "../hal/hal-events.js";
 import "../hal/remap-events.js";
-
-/** What the guest configured: the reserved region's size. */
-export interface ParavirtualOptions {
-  readonly regionBytes: number;
-}
 
 /** Frame owner of the reserved region in the guest. */
 export const REGION_OWNER = "pv-iommu.region";
@@ -138,7 +134,7 @@ export class ParavirtualMapping extends DirectMapping {
     @inject(EventBus) events: EventBus,
     @inject(Counters) counters: Counters,
     @inject(Hypercalls) hypercalls: HypercallsShape,
-    @inject(ParavirtualOptions) paravirtual: ParavirtualOptions,
+    @inject(ParavirtualOptions) paravirtual: ParavirtualOptionsShape,
   ) {
     super(memory, cpu, frames, kernel, iommu, options, events, counters);
     this.pvHypercalls = hypercalls;

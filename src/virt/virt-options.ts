@@ -35,6 +35,16 @@ export const GUEST_DMA_INTERFACES: readonly GuestDmaInterface[] = ["native", "tr
 /** trapped: one invalidation per page (the per-page mapping path) or one per range (map_sg). */
 export type InvalidationGranularity = "page" | "range";
 
+/** Guest side: how the guest's caching-mode IOMMU issues its invalidations. */
+export interface EmulatedIommuOptions {
+  readonly invalidation: InvalidationGranularity;
+}
+
+/** Guest side: the paravirtual IOMMU's reserved region. */
+export interface ParavirtualOptions {
+  readonly regionBytes: number;
+}
+
 export interface GuestOptions {
   /** Unique among the hypervisor's guests. */
   readonly name: string;

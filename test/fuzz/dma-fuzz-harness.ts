@@ -58,13 +58,15 @@ export type FuzzVerifier = "off" | "log" | "bugcheck";
 export interface FuzzTally {
   sequences: number;
   steps: number;
+  /** Steps the model called valid (they must not bug check). */
+  valid: number;
   bugChecks: number;
   failedStatuses: number;
   skipped: number;
 }
 
 export function emptyTally(): FuzzTally {
-  return { sequences: 0, steps: 0, bugChecks: 0, failedStatuses: 0, skipped: 0 };
+  return { sequences: 0, steps: 0, valid: 0, bugChecks: 0, failedStatuses: 0, skipped: 0 };
 }
 
 /** A bus master that moves bytes when the fuzzer says so. */
@@ -144,7 +146,8 @@ interface FuzzPiece {
 interface FuzzGrant {
   readonly base: MAP_REGISTER_BASE | undefined;
   readonly count: number;
-  owner: "channel" | "driver";
+  /** "none": MapRegisterBase NULL, for pieces a device that needs no registers maps without a grant. */
+  owner: "channel" | "driver" | "none";
   readonly pieces: FuzzPiece[];
 }
 
@@ -172,10 +175,16 @@ interface FuzzAdapter {
   /** Registers kept with the channel (KeepObject). */
   channelGrant: FuzzGrant | undefined;
   pending: number;
+  /** AllocateAdapterChannel requests queued (the device object's one wait block is busy). */
+  pendingChannels: number;
+  /** Buffers of list requests still queued: they must stay allocated. */
+  readonly waiting: FuzzBuffer[];
   readonly commonBuffers: FuzzCommonBuffer[];
   readonly freedCommonBuffers: FuzzCommonBuffer[];
   readonly grants: FuzzGrant[];
   readonly freedGrants: FuzzGrant[];
+  /** Pieces mapped with MapRegisterBase NULL. */
+  readonly direct: FuzzGrant;
   readonly lists: FuzzList[];
   readonly freedLists: FuzzList[];
 }
@@ -274,6 +283,7 @@ export class DmaFuzzHarness {
         this.#fail(`${command.kind} threw ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
       }
     }
+    if (this.#valid) this.#tally.valid++;
     this.#check();
   }
 
@@ -347,10 +357,13 @@ export class DmaFuzzHarness {
       channel: "idle",
       channelGrant: undefined,
       pending: 0,
+      pendingChannels: 0,
+      waiting: [],
       commonBuffers: [],
       freedCommonBuffers: [],
       grants: [],
       freedGrants: [],
+      direct: { base: undefined, count: Number.POSITIVE_INFINITY, owner: "none", pieces: [] },
       lists: [],
       freedLists: [],
     });
@@ -370,6 +383,8 @@ export class DmaFuzzHarness {
     if (this.#dropped) return valid;
     a.released = true;
     a.pending = 0;
+    a.pendingChannels = 0;
+    a.waiting.length = 0;
     return valid;
   }
 
@@ -425,7 +440,9 @@ export class DmaFuzzHarness {
   }
 
   #freeCommon(command: Extract<Command, { kind: "freeCommon" }>): boolean {
-    const a = this.#pick(this.#adapters, command.adapter);
+    const a = this.#pickAdapter(command.adapter, (b) =>
+      command.variant === "freed" ? b.freedCommonBuffers.length > 0 : b.commonBuffers.length > 0,
+    );
     if (a === undefined) return this.#skip();
     const irql = command.irql === "right" ? PASSIVE_LEVEL : DISPATCH_LEVEL;
     const live = this.#pick(a.commonBuffers, command.target);
@@ -489,7 +506,10 @@ export class DmaFuzzHarness {
     let ran = false;
     const status = this.#at(irql, () => {
       const routine = (_d: DEVICE_OBJECT, _i: unknown, list: SCATTER_GATHER_LIST): void => {
-        if (ran) a.pending--;
+        if (ran) {
+          a.pending--;
+          a.waiting.splice(a.waiting.indexOf(buffer), 1);
+        }
         ran = true;
         record(list);
       };
@@ -506,12 +526,15 @@ export class DmaFuzzHarness {
     } else if (!ran) {
       ran = true;
       a.pending++;
+      a.waiting.push(buffer);
     }
     return valid;
   }
 
   #putList(command: Extract<Command, { kind: "putList" }>): boolean {
-    const a = this.#pick(this.#adapters, command.adapter);
+    const a = this.#pickAdapter(command.adapter, (b) =>
+      command.variant === "freed" ? b.freedLists.length > 0 : command.variant === "ok" ? b.lists.length > 0 : true,
+    );
     if (a === undefined) return this.#skip();
     const irql = command.irql === "right" ? DISPATCH_LEVEL : PASSIVE_LEVEL;
     if (command.variant === "ok") {
@@ -545,8 +568,14 @@ export class DmaFuzzHarness {
     const a = this.#pick(this.#adapters, command.adapter);
     if (a === undefined) return this.#skip();
     const registers = Math.floor(command.registers * a.maxRegisters) + (command.registers > 1 ? 1 : 0);
+    const waitBlockBusy = this.#adapters.some((b) => b.pdo === a.pdo && b.pendingChannels > 0);
     const valid =
-      command.irql === "right" && !a.released && a.channel === "idle" && a.pending === 0 && registers <= a.maxRegisters;
+      command.irql === "right" &&
+      !a.released &&
+      a.channel === "idle" &&
+      a.pending === 0 &&
+      !waitBlockBusy &&
+      registers <= a.maxRegisters;
     this.#valid = valid;
     let ran = false;
     const status = this.#at(command.irql === "right" ? DISPATCH_LEVEL : PASSIVE_LEVEL, () =>
@@ -555,7 +584,10 @@ export class DmaFuzzHarness {
         a.pdo,
         registers,
         (_d, _i, base) => {
-          if (ran) a.pending--;
+          if (ran) {
+            a.pending--;
+            a.pendingChannels--;
+          }
           ran = true;
           this.#granted(a, base, registers, command.action);
           return command.action;
@@ -569,6 +601,7 @@ export class DmaFuzzHarness {
     } else if (!ran) {
       ran = true;
       a.pending++;
+      a.pendingChannels++;
     }
     return valid;
   }
@@ -584,11 +617,11 @@ export class DmaFuzzHarness {
   }
 
   #map(command: Extract<Command, { kind: "map" }>): boolean {
-    const a = this.#pick(this.#adapters, command.adapter);
+    const a = this.#pickAdapter(command.adapter, (b) => command.variant === "nullBase" || b.grants.length > 0);
     const buffer = this.#pick(this.#buffers, command.buffer);
     if (a === undefined || buffer === undefined) return this.#skip();
-    const grant = command.variant === "nullBase" ? undefined : this.#pick(a.grants, command.grant);
-    if (grant === undefined && command.variant !== "nullBase") return this.#skip();
+    const grant = command.variant === "nullBase" ? a.direct : this.#pick(a.grants, command.grant);
+    if (grant === undefined) return this.#skip();
     const offset = Math.min(buffer.length - 1, Math.floor(command.start * buffer.length));
     let length = Math.max(1, Math.floor(command.length * (buffer.length - offset)));
     let va = buffer.va + offset;
@@ -596,30 +629,27 @@ export class DmaFuzzHarness {
     else if (command.variant === "zero") length = 0;
     else if (command.variant === "long") length = buffer.length - offset + 1;
     const needed = spanPages(va, length);
-    const fresh = grant !== undefined && grant.pieces.length === 0;
+    const fresh = grant.owner !== "none" && grant.pieces.length === 0;
     const valid =
       command.variant === "ok" &&
       command.irql === "right" &&
       !a.released &&
       buffer.built &&
       fresh &&
-      (a.scatterGather || needed <= grant!.count) &&
+      (a.scatterGather || needed <= grant.count) &&
       !this.#overlapsLive(buffer, offset, length, command.write);
     this.#valid = valid;
     const result = this.#at(command.irql === "right" ? DISPATCH_LEVEL : HIGH_LEVEL, () =>
-      a.ops.MapTransfer(a.adapter, buffer.mdl, grant?.base, va, length, command.write),
+      a.ops.MapTransfer(a.adapter, buffer.mdl, grant.base, va, length, command.write),
     );
-    if (grant === undefined || this.#dropped) {
-      // A NULL MapRegisterBase maps only for a device that needs no registers; nothing to keep.
-      return valid;
-    }
+    if (this.#dropped) return valid;
     grant.pieces.push({ buffer, offset, length: result.Length, write: command.write, la: result.LogicalAddress });
     return valid;
   }
 
   #flush(command: Extract<Command, { kind: "flush" }>): boolean {
-    const a = this.#pick(this.#adapters, command.adapter);
-    const grant = a === undefined ? undefined : this.#pick(a.grants, command.grant);
+    const a = this.#pickAdapter(command.adapter, (b) => this.#grantsOf(b).some((g) => g.pieces.length > 0));
+    const grant = a === undefined ? undefined : this.#pick(this.#grantsOf(a).filter((g) => g.pieces.length > 0), command.grant);
     const piece = grant === undefined ? undefined : this.#pick(grant.pieces, command.piece);
     if (a === undefined || grant === undefined || piece === undefined) return this.#skip();
     const { buffer } = piece;
@@ -637,7 +667,9 @@ export class DmaFuzzHarness {
   }
 
   #freeRegisters(command: Extract<Command, { kind: "freeRegisters" }>): boolean {
-    const a = this.#pick(this.#adapters, command.adapter);
+    const a = this.#pickAdapter(command.adapter, (b) =>
+      command.variant === "freed" ? b.freedGrants.length > 0 : b.grants.length > 0,
+    );
     if (a === undefined) return this.#skip();
     const irql = command.irql === "right" ? DISPATCH_LEVEL : PASSIVE_LEVEL;
     if (command.variant === "freed") {
@@ -665,17 +697,42 @@ export class DmaFuzzHarness {
     const valid =
       irql === "right" && !a.released && a.channel === "held" && (a.channelGrant?.pieces.length ?? 0) === 0;
     this.#valid = valid;
-    this.#at(irql === "right" ? DISPATCH_LEVEL : PASSIVE_LEVEL, () => a.ops.FreeAdapterChannel(a.adapter));
-    if (this.#dropped) return valid;
-    a.channel = "idle";
-    if (a.channelGrant !== undefined) this.#dropGrant(a, a.channelGrant);
-    a.channelGrant = undefined;
+    this.#releaseChannel(a, () =>
+      this.#at(irql === "right" ? DISPATCH_LEVEL : PASSIVE_LEVEL, () => a.ops.FreeAdapterChannel(a.adapter)),
+    );
     return valid;
+  }
+
+  /**
+   * FreeAdapterChannel in the model: the channel is idle from the call on, because the call itself
+   * may run a queued request that takes it again (its callback updates the model inside the call).
+   */
+  #releaseChannel(a: FuzzAdapter, call: () => void): void {
+    const grant = a.channelGrant;
+    const state = a.channel;
+    a.channel = "idle";
+    a.channelGrant = undefined;
+    try {
+      call();
+    } catch (error) {
+      a.channel = state;
+      a.channelGrant = grant;
+      throw error;
+    }
+    if (this.#dropped) {
+      a.channel = state;
+      a.channelGrant = grant;
+      return;
+    }
+    if (grant !== undefined) this.#dropGrant(a, grant);
   }
 
   /** The device reads or writes (by direction) inside one live mapping: it must work. */
   #dma(index: number, target: number, seed: number): boolean {
-    const a = this.#pick(this.#adapters, index);
+    const a = this.#pickAdapter(
+      index,
+      (b) => b.lists.length > 0 || b.commonBuffers.length > 0 || this.#grantsOf(b).some((g) => g.pieces.length > 0),
+    );
     if (a === undefined || a.released) return this.#skip();
     const targets: { la: number; length: number; write: boolean; list?: FuzzList }[] = [
       ...a.lists.flatMap((list) =>
@@ -683,7 +740,9 @@ export class DmaFuzzHarness {
           ? [{ la: list.list.Elements[0]!.Address, length: list.length, write: !list.write, list }]
           : list.list.Elements.map((e) => ({ la: e.Address, length: e.Length, write: !list.write })),
       ),
-      ...a.grants.flatMap((grant) => grant.pieces.map((piece) => ({ la: piece.la, length: piece.length, write: !piece.write }))),
+      ...this.#grantsOf(a).flatMap((grant) =>
+        grant.pieces.map((piece) => ({ la: piece.la, length: piece.length, write: !piece.write })),
+      ),
       ...a.commonBuffers.map((buffer) => ({ la: buffer.la, length: buffer.length, write: true })),
     ];
     const chosen = this.#pick(targets, target);
@@ -722,9 +781,9 @@ export class DmaFuzzHarness {
   /** Arguments no C caller should pass: each must end in a status or a bug check, changing nothing. */
   #junk(command: Extract<Command, { kind: "junk" }>): boolean {
     const a = this.#pick(this.#adapters, command.adapter);
-    if (a === undefined) return this.#skip();
-    const buffer = this.#buffers[0]!;
-    const bad = [Number.NaN, -4096, 1.5, 2 ** 60, Number.MAX_SAFE_INTEGER, 0][command.variant]!;
+    const buffer = this.#buffers[0];
+    if (a === undefined || buffer === undefined) return this.#skip();
+    const bad = [Number.NaN, -4096, 1.5, 2 ** 60, Number.MAX_SAFE_INTEGER, -1][command.variant]!;
     const notAnMdl = {} as MDL;
     const forgedBase = Object.freeze({ kind: "MAP_REGISTER_BASE" as const });
     const notAnAdapter = { Version: 1, Size: 16, DmaOperations: a.ops } as DMA_ADAPTER;
@@ -754,18 +813,38 @@ export class DmaFuzzHarness {
     return items.length === 0 ? undefined : items[index % items.length];
   }
 
+  /** An adapter that has something to act on (a list, a grant...), so few commands are wasted. */
+  #pickAdapter(index: number, has: (a: FuzzAdapter) => boolean): FuzzAdapter | undefined {
+    return this.#pick(this.#adapters.filter(has), index);
+  }
+
   #skip(): boolean {
     this.#tally.skipped++;
     return false;
   }
 
   #outstanding(a: FuzzAdapter): boolean {
-    return a.commonBuffers.length > 0 || a.grants.length > 0 || a.lists.length > 0 || a.channel === "held" || a.pending > 0;
+    return (
+      a.commonBuffers.length > 0 ||
+      a.grants.length > 0 ||
+      a.direct.pieces.length > 0 ||
+      a.lists.length > 0 ||
+      a.channel === "held" ||
+      a.pending > 0
+    );
+  }
+
+  /** Every grant of `a`, the NULL MapRegisterBase's pieces included. */
+  #grantsOf(a: FuzzAdapter): FuzzGrant[] {
+    return [...a.grants, a.direct];
   }
 
   #inUse(buffer: FuzzBuffer): boolean {
     return this.#adapters.some(
-      (a) => a.lists.some((l) => l.buffer === buffer) || a.grants.some((g) => g.pieces.some((p) => p.buffer === buffer)),
+      (a) =>
+        a.waiting.includes(buffer) ||
+        a.lists.some((l) => l.buffer === buffer) ||
+        this.#grantsOf(a).some((g) => g.pieces.some((p) => p.buffer === buffer)),
     );
   }
 
@@ -776,7 +855,7 @@ export class DmaFuzzHarness {
     return this.#adapters.some(
       (a) =>
         a.lists.some((l) => l.buffer === buffer && overlaps(l.offset, l.length, l.write)) ||
-        a.grants.some((g) => g.pieces.some((p) => p.buffer === buffer && overlaps(p.offset, p.length, p.write))),
+        this.#grantsOf(a).some((g) => g.pieces.some((p) => p.buffer === buffer && overlaps(p.offset, p.length, p.write))),
     );
   }
 
@@ -904,7 +983,7 @@ export class DmaFuzzHarness {
         for (const list of a.lists) {
           this.#expectMapped(attachment, list.list.Elements.map((e) => ({ address: e.Address, length: e.Length })), list.buffer.mdl, list.offset, list.length, list.write ? IoPermission.Read : IoPermission.Write, livePages);
         }
-        for (const grant of a.grants) {
+        for (const grant of this.#grantsOf(a)) {
           for (const piece of grant.pieces) {
             this.#expectMapped(attachment, [{ address: piece.la, length: piece.length }], piece.buffer.mdl, piece.offset, piece.length, piece.write ? IoPermission.Read : IoPermission.Write, livePages);
           }
@@ -969,7 +1048,7 @@ export class DmaFuzzHarness {
   #liveRanges(a: FuzzAdapter): { la: number; length: number }[] {
     return [
       ...a.lists.flatMap((l) => l.list.Elements.map((e) => ({ la: e.Address, length: e.Length }))),
-      ...a.grants.flatMap((g) => g.pieces.map((p) => ({ la: p.la, length: p.length }))),
+      ...this.#grantsOf(a).flatMap((g) => g.pieces.map((p) => ({ la: p.la, length: p.length }))),
       ...a.commonBuffers.map((b) => ({ la: b.la - PAGE_SIZE, length: b.length + 2 * PAGE_SIZE })),
     ];
   }
@@ -992,6 +1071,8 @@ export class DmaFuzzHarness {
         this.#at(DISPATCH_LEVEL, () => a.ops.PutDmaAdapter(a.adapter));
         a.released = true;
         a.pending = 0;
+        a.pendingChannels = 0;
+        a.waiting.length = 0;
       }
       for (const buffer of this.#buffers) this.#releaseBuffer(buffer);
       this.#buffers.length = 0;
@@ -1023,7 +1104,7 @@ export class DmaFuzzHarness {
         a.lists.splice(a.lists.indexOf(list), 1);
         busy = true;
       }
-      for (const grant of [...a.grants]) {
+      for (const grant of this.#grantsOf(a)) {
         for (const piece of [...grant.pieces]) {
           a.ops.FlushAdapterBuffers(a.adapter, piece.buffer.mdl, grant.base, piece.buffer.va + piece.offset, piece.length, piece.write);
           this.#flushed(a, grant, piece.buffer, piece.offset, piece.length);
@@ -1035,9 +1116,7 @@ export class DmaFuzzHarness {
         }
       }
       if (a.channel === "held") {
-        a.ops.FreeAdapterChannel(a.adapter);
-        a.channel = "idle";
-        if (a.channelGrant !== undefined) this.#dropGrant(a, a.channelGrant);
+        this.#releaseChannel(a, () => a.ops.FreeAdapterChannel(a.adapter));
         busy = true;
       }
     });

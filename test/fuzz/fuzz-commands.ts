@@ -221,4 +221,4 @@ export const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
   { arbitrary: junk, weight: 2 },
 );
 
-export const sequenceArbitrary = fc.array(commandArbitrary, { minLength: 5, maxLength: 40 });
+export const sequenceArbitrary = fc.array(commandArbitrary, { minLength: 8, maxLength: 48, size: "medium" });

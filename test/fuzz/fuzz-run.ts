@@ -20,6 +20,11 @@ export function runsFor(_mode: RemappingMode): number {
   return Math.ceil(totalRuns() / MODES.length);
 }
 
+/** A generous time limit for one mode's run: 100 ms per sequence (they take about 15 ms), at least a minute. */
+export function timeLimit(mode: RemappingMode): number {
+  return Math.max(60_000, runsFor(mode) * 100);
+}
+
 const verifierArbitrary = fc.constantFrom<FuzzVerifier>("off", "log", "bugcheck");
 
 /** Runs the fuzzer for `mode`; throws (with the shrunk sequence) when an invariant breaks. */

@@ -35,7 +35,9 @@ describe("the Buddy logical allocator", () => {
             expect(pfn).toBeGreaterThanOrEqual(op.min);
             expect(pfn + size - 1).toBeLessThanOrEqual(max);
             for (const other of live) {
-              expect(pfn + size <= other.pfn || other.pfn + BuddyAllocator.blockPages(other.pages) <= pfn).toBe(true);
+              expect(
+                pfn + size <= other.pfn || other.pfn + BuddyAllocator.blockPages(other.pages) <= pfn,
+              ).toBe(true);
             }
             live.push({ pfn, pages: op.pages });
           } else if (live.length > 0) {
@@ -68,7 +70,11 @@ describe("the logical range map", () => {
     fc.assert(
       fc.property(
         fc.array(
-          fc.record({ add: fc.boolean(), first: fc.integer({ min: 0, max: 200 }), pages: fc.integer({ min: 1, max: 30 }) }),
+          fc.record({
+            add: fc.boolean(),
+            first: fc.integer({ min: 0, max: 200 }),
+            pages: fc.integer({ min: 1, max: 30 }),
+          }),
           { maxLength: 60 },
         ),
         (script) => {

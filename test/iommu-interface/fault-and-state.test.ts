@@ -25,19 +25,24 @@ describe("SetDeviceFaultReporting", () => {
     const { DomainOut: domain } = f.v2.CreateDomainEx(DomainTypeTranslate, 0, undefined, undefined);
     f.v2.AttachDeviceEx(domain!, f.v2.CreateDevice(f.consumerPdo, undefined).DmaDeviceOut!);
     const frames = deviceOnlyFrames(f.machine, 1);
-    const map = { MapType: MapPhysicalAddressTypePfn, PfnArray: { PageFrame: frames, NumberOfPages: 1 } } as const;
-    expect(f.v2.MapLogicalRangeEx(domain!, 1, map, 0x20000, undefined, undefined).Status).toBe(STATUS_SUCCESS);
+    const map = {
+      MapType: MapPhysicalAddressTypePfn,
+      PfnArray: { PageFrame: frames, NumberOfPages: 1 },
+    } as const;
+    expect(f.v2.MapLogicalRangeEx(domain!, 1, map, 0x20000, undefined, undefined).Status).toBe(
+      STATUS_SUCCESS,
+    );
     const seen: { info: FAULT_INFORMATION; context: unknown; irql: number }[] = [];
     const handler = (context: unknown, info: FAULT_INFORMATION): void => {
       seen.push({ info, context, irql: f.kernel.KeGetCurrentIrql() });
     };
     expect(f.v1.SetDeviceFaultReporting(f.consumerPdo, 0, true, undefined)).toBe(STATUS_INVALID_PARAMETER_4);
-    expect(f.v1.SetDeviceFaultReporting(f.producerPdo, 0, true, { FaultHandler: handler, FaultContext: 1 })).toBe(
-      STATUS_INVALID_PARAMETER_1,
-    );
-    expect(f.v1.SetDeviceFaultReporting(f.consumerPdo, 0, true, { FaultHandler: handler, FaultContext: "ctx" })).toBe(
-      STATUS_SUCCESS,
-    );
+    expect(
+      f.v1.SetDeviceFaultReporting(f.producerPdo, 0, true, { FaultHandler: handler, FaultContext: 1 }),
+    ).toBe(STATUS_INVALID_PARAMETER_1);
+    expect(
+      f.v1.SetDeviceFaultReporting(f.consumerPdo, 0, true, { FaultHandler: handler, FaultContext: "ctx" }),
+    ).toBe(STATUS_SUCCESS);
     f.consumer.read(0x40000, 8);
     f.consumer.write(0x20000, Uint8Array.of(1));
     expect(seen).toEqual([]);
@@ -66,21 +71,23 @@ describe("interface state change callbacks", () => {
     const callback = (change: IOMMU_INTERFACE_STATE_CHANGE): void => {
       changes.push(change);
     };
-    expect(f.v2.RegisterInterfaceStateChangeCallback(callback, undefined, device, { AvailableDomainTypes: false })).toBe(
-      STATUS_INVALID_PARAMETER_4,
-    );
-    expect(f.v2.RegisterInterfaceStateChangeCallback(callback, undefined, device, { AvailableDomainTypes: true })).toBe(
-      STATUS_SUCCESS,
-    );
+    expect(
+      f.v2.RegisterInterfaceStateChangeCallback(callback, undefined, device, { AvailableDomainTypes: false }),
+    ).toBe(STATUS_INVALID_PARAMETER_4);
+    expect(
+      f.v2.RegisterInterfaceStateChangeCallback(callback, undefined, device, { AvailableDomainTypes: true }),
+    ).toBe(STATUS_SUCCESS);
     expect(changes.map((c) => c.AvailableDomainTypes)).toEqual([0b111]);
-    expect(f.v2.RegisterInterfaceStateChangeCallback(callback, undefined, device, { AvailableDomainTypes: true })).toBe(
-      STATUS_UNSUCCESSFUL,
-    );
+    expect(
+      f.v2.RegisterInterfaceStateChangeCallback(callback, undefined, device, { AvailableDomainTypes: true }),
+    ).toBe(STATUS_UNSUCCESSFUL);
     f.hal.setDmaGuardBlocking(true);
     f.machine.runUntilIdle();
     expect(changes.map((c) => c.AvailableDomainTypes)).toEqual([0b111, 0b101]);
     expect(f.v2.QueryAvailableDomainTypes(device)).toBe(0b101);
-    expect(f.v2.CreateDomainEx(DomainTypePassThrough, 0, undefined, undefined).Status).toBe(STATUS_NOT_SUPPORTED);
+    expect(f.v2.CreateDomainEx(DomainTypePassThrough, 0, undefined, undefined).Status).toBe(
+      STATUS_NOT_SUPPORTED,
+    );
     expect(f.v2.UnregisterInterfaceStateChangeCallback(() => undefined, device)).toBe(STATUS_UNSUCCESSFUL);
     expect(f.v2.UnregisterInterfaceStateChangeCallback(callback, device)).toBe(STATUS_SUCCESS);
     f.hal.setDmaGuardBlocking(false);

@@ -9,9 +9,9 @@ import { IommuInterface } from "../../src/hal/iommu-interface/iommu-interface.js
 import iommuInterfaceModule from "../../src/hal/iommu-interface/iommu-interface-module.js";
 import type { DEVICE_OBJECT } from "../../src/hal/wdm/device-object.js";
 import type { DMA_IOMMU_INTERFACE_V1, DMA_IOMMU_INTERFACE_V2 } from "../../src/hal/wdm/iommu-interface.js";
+import type { IommuInvalidateEvent } from "../../src/iommu/iommu-events.js";
 import { Machine } from "../../src/machine/machine.js";
 import type { RemappingMode } from "../../src/machine/machine-options.js";
-import type { IommuInvalidateEvent } from "../../src/iommu/iommu-events.js";
 
 export const BUS1_RID = 0x100;
 
@@ -30,7 +30,10 @@ export interface InterfaceFixture {
   readonly invalidations: IommuInvalidateEvent[];
 }
 
-export function interfaceFixture(remapping: RemappingMode = "strict", external: readonly number[] = []): InterfaceFixture {
+export function interfaceFixture(
+  remapping: RemappingMode = "strict",
+  external: readonly number[] = [],
+): InterfaceFixture {
   const machine = new Machine(
     {
       remapping,

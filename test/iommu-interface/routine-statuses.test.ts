@@ -111,9 +111,15 @@ describe("V1: OS-managed and caller-managed domains", () => {
   it("reports the requester id as the one input mapping, after a size check", () => {
     const f = interfaceFixture();
     const buffer: INPUT_MAPPING_ELEMENT[] = [];
-    expect(f.v1.QueryInputMappings(f.consumerPdo, buffer, 0)).toEqual({ Status: STATUS_BUFFER_TOO_SMALL, ReturnLength: 4 });
+    expect(f.v1.QueryInputMappings(f.consumerPdo, buffer, 0)).toEqual({
+      Status: STATUS_BUFFER_TOO_SMALL,
+      ReturnLength: 4,
+    });
     expect(buffer).toEqual([]);
-    expect(f.v1.QueryInputMappings(f.consumerPdo, buffer, 4)).toEqual({ Status: STATUS_SUCCESS, ReturnLength: 4 });
+    expect(f.v1.QueryInputMappings(f.consumerPdo, buffer, 4)).toEqual({
+      Status: STATUS_SUCCESS,
+      ReturnLength: 4,
+    });
     expect(buffer).toEqual([{ InputMappingId: f.consumer.requesterId }]);
   });
 });
@@ -121,13 +127,23 @@ describe("V1: OS-managed and caller-managed domains", () => {
 describe("V2: domain types, devices and the logical allocator", () => {
   it("creates only the documented domain types with valid flags, allocator and regions", () => {
     const f = interfaceFixture();
-    expect(f.v2.CreateDomainEx(DomainTypeTranslateS1, 0, undefined, undefined).Status).toBe(STATUS_NOT_SUPPORTED);
+    expect(f.v2.CreateDomainEx(DomainTypeTranslateS1, 0, undefined, undefined).Status).toBe(
+      STATUS_NOT_SUPPORTED,
+    );
     expect(f.v2.CreateDomainEx(9, 0, undefined, undefined).Status).toBe(STATUS_INVALID_PARAMETER_1);
-    expect(f.v2.CreateDomainEx(DomainTypeTranslate, 1, undefined, undefined).Status).toBe(STATUS_INVALID_PARAMETER_2);
-    expect(f.v2.CreateDomainEx(DomainTypeTranslate, 0, buddy(8), undefined).Status).toBe(STATUS_INVALID_PARAMETER_3);
-    expect(f.v2.CreateDomainEx(DomainTypePassThrough, 0, buddy(32), undefined).Status).toBe(STATUS_INVALID_PARAMETER_3);
+    expect(f.v2.CreateDomainEx(DomainTypeTranslate, 1, undefined, undefined).Status).toBe(
+      STATUS_INVALID_PARAMETER_2,
+    );
+    expect(f.v2.CreateDomainEx(DomainTypeTranslate, 0, buddy(8), undefined).Status).toBe(
+      STATUS_INVALID_PARAMETER_3,
+    );
+    expect(f.v2.CreateDomainEx(DomainTypePassThrough, 0, buddy(32), undefined).Status).toBe(
+      STATUS_INVALID_PARAMETER_3,
+    );
     const badRegion = { RegionNext: undefined, Base: 0x1234, NumberOfPages: 1, ShouldMap: false };
-    expect(f.v2.CreateDomainEx(DomainTypeTranslate, 0, undefined, badRegion).Status).toBe(STATUS_INVALID_PARAMETER_4);
+    expect(f.v2.CreateDomainEx(DomainTypeTranslate, 0, undefined, badRegion).Status).toBe(
+      STATUS_INVALID_PARAMETER_4,
+    );
   });
 
   it("maps with the Buddy allocator: low addresses, power-of-two blocks, inside [Min, Max]", () => {
@@ -136,7 +152,14 @@ describe("V2: domain types, devices and the logical allocator", () => {
     const frames = deviceOnlyFrames(f.machine, 3);
     const first = f.v2.MapLogicalRangeEx(domain!, 3, pfns(frames), undefined, undefined, undefined);
     expect(first).toEqual({ Status: STATUS_SUCCESS, LogicalAddressOut: 4 * PAGE_SIZE });
-    const windowed = f.v2.MapLogicalRangeEx(domain!, 3, pfns(frames.slice(0, 1)), undefined, 0x100000, 0x1fffff);
+    const windowed = f.v2.MapLogicalRangeEx(
+      domain!,
+      3,
+      pfns(frames.slice(0, 1)),
+      undefined,
+      0x100000,
+      0x1fffff,
+    );
     expect(windowed.Status).toBe(STATUS_SUCCESS);
     expect(windowed.LogicalAddressOut).toBe(0x100000);
     const mix = (min: number, max: number) =>
@@ -146,9 +169,9 @@ describe("V2: domain types, devices and the logical allocator", () => {
     expect(f.v2.MapLogicalRangeEx(domain!, 3, pfns(frames), 0x40000, undefined, undefined).Status).toBe(
       STATUS_NOT_SUPPORTED,
     );
-    expect(f.v2.MapLogicalRangeEx(domain!, 3, range(0x1001, PAGE_SIZE), undefined, undefined, undefined).Status).toBe(
-      STATUS_INVALID_PARAMETER_3,
-    );
+    expect(
+      f.v2.MapLogicalRangeEx(domain!, 3, range(0x1001, PAGE_SIZE), undefined, undefined, undefined).Status,
+    ).toBe(STATUS_INVALID_PARAMETER_3);
     expect(f.v2.MapIdentityRangeEx(domain!, 3, pfns(frames))).toBe(STATUS_NOT_SUPPORTED);
     expect(f.v2.UnmapLogicalRange(domain!, first.LogicalAddressOut, 1)).toBe(STATUS_SUCCESS);
     expect(f.v2.MapLogicalRangeEx(domain!, 3, pfns(frames), undefined, undefined, 0x7fff).Status).toBe(
@@ -224,9 +247,9 @@ describe("V2: domain types, devices and the logical allocator", () => {
     f.v2.AttachDeviceEx(domain!, f.v2.CreateDevice(f.consumerPdo, undefined).DmaDeviceOut!);
     expect(f.consumer.read(0x4000, 4 * PAGE_SIZE).outcome).toBe("complete");
     const frames = deviceOnlyFrames(f.machine, 4);
-    expect(f.v2.MapLogicalRangeEx(domain!, 3, pfns(frames), undefined, undefined, undefined).LogicalAddressOut).toBe(
-      0x8000,
-    );
+    expect(
+      f.v2.MapLogicalRangeEx(domain!, 3, pfns(frames), undefined, undefined, undefined).LogicalAddressOut,
+    ).toBe(0x8000);
   });
 });
 
@@ -251,11 +274,15 @@ describe("reserved logical ranges", () => {
     expect(whole.Status).toBe(STATUS_SUCCESS);
     expect(single.Status).toBe(STATUS_SUCCESS);
     expect(tables()).toBe(before);
-    expect(f.consumer.read(token!.LogicalAddressBase + 2 * 1024 * 1024, 2 * 1024 * 1024).outcome).toBe("complete");
+    expect(f.consumer.read(token!.LogicalAddressBase + 2 * 1024 * 1024, 2 * 1024 * 1024).outcome).toBe(
+      "complete",
+    );
     expect(f.v2.MapReservedLogicalRange(token!, 3 * 1024 * 1024, 3, pfns(frames.slice(0, 1))).Status).toBe(
       STATUS_RESOURCE_IN_USE,
     );
-    expect(f.v2.MapReservedLogicalRange(token!, 100, 3, pfns(frames)).Status).toBe(STATUS_INVALID_PARAMETER_2);
+    expect(f.v2.MapReservedLogicalRange(token!, 100, 3, pfns(frames)).Status).toBe(
+      STATUS_INVALID_PARAMETER_2,
+    );
     expect(f.v2.MapReservedLogicalRange(token!, 0, 4, pfns(frames)).Status).toBe(STATUS_INVALID_PARAMETER_3);
     expect(f.v2.MapReservedLogicalRange(token!, 7 * 1024 * 1024, 3, pfns(frames)).Status).toBe(
       STATUS_INVALID_PARAMETER_4,

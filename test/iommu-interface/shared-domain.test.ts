@@ -17,7 +17,10 @@ import { Machine } from "../../src/machine/machine.js";
 import { PAGE_SIZE } from "../../src/platform/page.js";
 import { deviceOnlyFrames, interfaceFixture, tableFrames } from "./interface-fixture.js";
 
-const BUDDY_39 = { LogicalAllocatorType: IommuDmaLogicalAllocatorBuddy, BuddyAllocatorConfig: { AddressWidth: 39 } };
+const BUDDY_39 = {
+  LogicalAllocatorType: IommuDmaLogicalAllocatorBuddy,
+  BuddyAllocatorConfig: { AddressWidth: 39 },
+};
 
 function pattern(length: number, seed: number): Uint8Array {
   return Uint8Array.from({ length }, (_, i) => (i * 31 + seed) % 251);
@@ -80,7 +83,9 @@ describe("one domain page table shared by devices behind different remapping uni
     const f = interfaceFixture();
     const { DomainOut: domain } = f.v2.CreateDomainEx(DomainTypeTranslate, 0, BUDDY_39, undefined);
     for (const pdo of [f.producerPdo, f.consumerPdo]) {
-      expect(f.v2.AttachDeviceEx(domain!, f.v2.CreateDevice(pdo, undefined).DmaDeviceOut!)).toBe(STATUS_SUCCESS);
+      expect(f.v2.AttachDeviceEx(domain!, f.v2.CreateDevice(pdo, undefined).DmaDeviceOut!)).toBe(
+        STATUS_SUCCESS,
+      );
     }
     const frames = deviceOnlyFrames(f.machine, 8);
     const mapped = f.v2.MapLogicalRangeEx(

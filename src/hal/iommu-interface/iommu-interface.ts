@@ -28,18 +28,18 @@ import { Scheduler } from "../../platform/scheduler.js";
 import { Counters } from "../../trace/counters.js";
 import { EventBus } from "../../trace/event-bus.js";
 import { checkIrql } from "../hal-bug-checks.js";
-import type { DEVICE_OBJECT, MDL } from "../wdm/device-object.js";
+import type { DEVICE_OBJECT } from "../wdm/device-object.js";
 import {
+  type DEVICE_FAULT_CONFIGURATION,
+  type DMA_IOMMU_INTERFACE,
+  type DMA_IOMMU_INTERFACE_EX,
   DMA_IOMMU_INTERFACE_EX_SIZE_V1,
   DMA_IOMMU_INTERFACE_EX_SIZE_V2,
   DMA_IOMMU_INTERFACE_EX_VERSION_1,
   DMA_IOMMU_INTERFACE_EX_VERSION_2,
-  DMA_IOMMU_INTERFACE_VERSION_1,
-  type DEVICE_FAULT_CONFIGURATION,
-  type DMA_IOMMU_INTERFACE,
-  type DMA_IOMMU_INTERFACE_EX,
   type DMA_IOMMU_INTERFACE_V1,
   type DMA_IOMMU_INTERFACE_V2,
+  DMA_IOMMU_INTERFACE_VERSION_1,
   type DOMAIN_CONFIGURATION,
   DomainConfigurationArm64,
   DomainConfigurationX64,
@@ -47,17 +47,15 @@ import {
   DomainTypeTranslate,
   DomainTypeTranslateS1,
   DomainTypeUnmanaged,
-  INPUT_MAPPING_ELEMENT_SIZE,
   type INPUT_MAPPING_ELEMENT,
+  INPUT_MAPPING_ELEMENT_SIZE,
   type IOMMU_DMA_DEVICE,
   type IOMMU_DMA_DOMAIN,
   type IOMMU_DMA_LOGICAL_ADDRESS_TOKEN,
-  type IOMMU_DMA_LOGICAL_ADDRESS_TOKEN_MAPPED_SEGMENT,
   type IOMMU_DMA_LOGICAL_ALLOCATOR_CONFIG,
   type IOMMU_DMA_RESERVED_REGION,
   type IOMMU_INTERFACE_STATE_CHANGE_CALLBACK,
   type IOMMU_INTERFACE_STATE_CHANGE_FIELDS,
-  type IOMMU_MAP_PHYSICAL_ADDRESS,
   IommuDmaLogicalAllocatorBuddy,
   IommuDmaLogicalAllocatorNone,
   STATUS_ACCESS_DENIED,
@@ -66,13 +64,11 @@ import {
 import {
   type NTSTATUS,
   STATUS_BUFFER_TOO_SMALL,
-  STATUS_INSUFFICIENT_RESOURCES,
   STATUS_INVALID_PARAMETER,
   STATUS_INVALID_PARAMETER_1,
   STATUS_INVALID_PARAMETER_2,
   STATUS_INVALID_PARAMETER_3,
   STATUS_INVALID_PARAMETER_4,
-  STATUS_INVALID_PARAMETER_MIX,
   STATUS_NOT_IMPLEMENTED,
   STATUS_NOT_SUPPORTED,
   STATUS_RESOURCE_IN_USE,
@@ -81,16 +77,19 @@ import {
 } from "../wdm/ntstatus.js";
 import { BuddyAllocator } from "./buddy-allocator.js";
 import { FaultReporter } from "./fault-reporter.js";
-import { type AllocatorBlock, IommuDmaDevice, IommuDmaDomain, type RangeOwner } from "./iommu-dma-domain.js";
-import { LogicalAddressToken, MappedSegment } from "./logical-address-token.js";
-import { mdlPages, type PhysicalPages, physicalPages } from "./physical-pages.js";
+import { IommuDmaDevice, IommuDmaDomain } from "./iommu-dma-domain.js";
+import { LogicalAddressToken } from "./logical-address-token.js";
+import {
+  insufficient,
+  isLogicalAddress,
+  isPageAligned,
+  LAST_LOGICAL_PAGE,
+  LOGICAL_BITS,
+  MappingRoutines,
+  MSI_FIRST_PAGE,
+  MSI_PAGES,
+} from "./mapping-routines.js";
 
-/** A 4-level table translates 48-bit logical addresses. */
-const LOGICAL_BITS = 48;
-const LAST_LOGICAL_PAGE = 2 ** (LOGICAL_BITS - 12) - 1;
-/** The MSI window is never DMA-translated (iommu-anchors §1.7): no logical page may land there. */
-const MSI_FIRST_PAGE = 0xfee00;
-const MSI_PAGES = 0x100;
 /** Longest ReservedRegions list CreateDomainEx walks (a cycle in RegionNext would never end). */
 const MAX_RESERVED_REGIONS = 1024;
 
@@ -116,6 +115,7 @@ export class IommuInterface {
   private readonly devices = new Set<IommuDmaDevice>();
   /** Devices attached through the interface, by requester id. */
   private readonly attached = new Map<number, IommuDmaDevice>();
+  private readonly mappings: MappingRoutines;
   private readonly v1: DMA_IOMMU_INTERFACE_V1;
   private readonly v2: DMA_IOMMU_INTERFACE_V2;
   private dmaGuardBlocking = false;
@@ -131,6 +131,11 @@ export class IommuInterface {
     this.scheduler = scheduler;
     this.counters = counters;
     this.faults = new FaultReporter(events, scheduler, iommu, counters);
+    this.mappings = new MappingRoutines(scheduler, counters, {
+      domain: (value) => this.domain(value),
+      translateDomain: (value) => this.translateDomain(value),
+      token: (value, freed) => this.token(value, freed),
+    });
     this.v1 = Object.freeze<DMA_IOMMU_INTERFACE_V1>({
       CreateDomain: (managed) => this.CreateDomain(managed),
       DeleteDomain: (domain) => this.DeleteDomain(domain),
@@ -139,16 +144,19 @@ export class IommuInterface {
       FlushDomain: (domain) => this.FlushDomain(domain),
       FlushDomainByVaList: (domain, last, n, list) => this.FlushDomainByVaList(domain, last, n, list),
       QueryInputMappings: (pdo, buffer, length) => this.QueryInputMappings(pdo, buffer, length),
-      MapLogicalRange: (domain, permissions, mdl, la) => this.MapLogicalRange(domain, permissions, mdl, la),
-      UnmapLogicalRange: (domain, la, pages) => this.UnmapLogicalRange(domain, la, pages),
-      MapIdentityRange: (domain, permissions, mdl) => this.MapIdentityRange(domain, permissions, mdl),
-      UnmapIdentityRange: (domain, mdl) => this.UnmapIdentityRange(domain, mdl),
+      MapLogicalRange: (domain, permissions, mdl, la) =>
+        this.mappings.MapLogicalRange(domain, permissions, mdl, la),
+      UnmapLogicalRange: (domain, la, pages) => this.mappings.UnmapLogicalRange(domain, la, pages),
+      MapIdentityRange: (domain, permissions, mdl) =>
+        this.mappings.MapIdentityRange(domain, permissions, mdl),
+      UnmapIdentityRange: (domain, mdl) => this.mappings.UnmapIdentityRange(domain, mdl),
       SetDeviceFaultReporting: (pdo, base, enable, config) =>
         this.SetDeviceFaultReporting(pdo, base, enable, config),
       ConfigureDomain: (domain, configuration) => this.ConfigureDomain(domain, configuration),
     });
     this.v2 = Object.freeze<DMA_IOMMU_INTERFACE_V2>({
-      CreateDomainEx: (type, flags, allocator, regions) => this.CreateDomainEx(type, flags, allocator, regions),
+      CreateDomainEx: (type, flags, allocator, regions) =>
+        this.CreateDomainEx(type, flags, allocator, regions),
       DeleteDomain: (domain) => this.DeleteDomain(domain),
       AttachDeviceEx: (domain, device) => this.AttachDeviceEx(domain, device),
       DetachDeviceEx: (device) => this.DetachDeviceEx(device),
@@ -156,10 +164,11 @@ export class IommuInterface {
       FlushDomainByVaList: (domain, last, n, list) => this.FlushDomainByVaList(domain, last, n, list),
       QueryInputMappings: (pdo, buffer, length) => this.QueryInputMappings(pdo, buffer, length),
       MapLogicalRangeEx: (domain, permissions, pa, explicit, min, max) =>
-        this.MapLogicalRangeEx(domain, permissions, pa, explicit, min, max),
-      UnmapLogicalRange: (domain, la, pages) => this.UnmapLogicalRange(domain, la, pages),
-      MapIdentityRangeEx: (domain, permissions, pa) => this.MapIdentityRangeEx(domain, permissions, pa),
-      UnmapIdentityRangeEx: (domain, pa) => this.UnmapIdentityRangeEx(domain, pa),
+        this.mappings.MapLogicalRangeEx(domain, permissions, pa, explicit, min, max),
+      UnmapLogicalRange: (domain, la, pages) => this.mappings.UnmapLogicalRange(domain, la, pages),
+      MapIdentityRangeEx: (domain, permissions, pa) =>
+        this.mappings.MapIdentityRangeEx(domain, permissions, pa),
+      UnmapIdentityRangeEx: (domain, pa) => this.mappings.UnmapIdentityRangeEx(domain, pa),
       SetDeviceFaultReportingEx: () => STATUS_NOT_IMPLEMENTED,
       ConfigureDomain: (domain, configuration) => this.ConfigureDomain(domain, configuration),
       QueryAvailableDomainTypes: (device) => this.QueryAvailableDomainTypes(device),
@@ -168,11 +177,11 @@ export class IommuInterface {
       UnregisterInterfaceStateChangeCallback: (callback, device) =>
         this.UnregisterInterfaceStateChangeCallback(callback, device),
       ReserveLogicalAddressRange: (domain, size, explicit, min, max) =>
-        this.ReserveLogicalAddressRange(domain, size, explicit, min, max),
-      FreeReservedLogicalAddressRange: (token) => this.FreeReservedLogicalAddressRange(token),
+        this.mappings.ReserveLogicalAddressRange(domain, size, explicit, min, max),
+      FreeReservedLogicalAddressRange: (token) => this.mappings.FreeReservedLogicalAddressRange(token),
       MapReservedLogicalRange: (token, offset, permissions, pa) =>
-        this.MapReservedLogicalRange(token, offset, permissions, pa),
-      UnmapReservedLogicalRange: (segment) => this.UnmapReservedLogicalRange(segment),
+        this.mappings.MapReservedLogicalRange(token, offset, permissions, pa),
+      UnmapReservedLogicalRange: (segment) => this.mappings.UnmapReservedLogicalRange(segment),
       CreateDevice: (pdo, config) => this.CreateDevice(pdo, config),
       DeleteDevice: (device) => this.DeleteDevice(device),
     });
@@ -190,7 +199,10 @@ export class IommuInterface {
   }
 
   /** IoGetIommuInterfaceEx: DMA_IOMMU_INTERFACE_EX of version 1 or 2; Flags must be 0. */
-  getInterfaceEx(Version: number, Flags: number): { Status: NTSTATUS; InterfaceOut: DMA_IOMMU_INTERFACE_EX | undefined } {
+  getInterfaceEx(
+    Version: number,
+    Flags: number,
+  ): { Status: NTSTATUS; InterfaceOut: DMA_IOMMU_INTERFACE_EX | undefined } {
     if (!Number.isInteger(Version)) return { Status: STATUS_INVALID_PARAMETER_1, InterfaceOut: undefined };
     if (Flags !== 0) return { Status: STATUS_INVALID_PARAMETER_2, InterfaceOut: undefined };
     if (!this.iommu.translationEnabled) return { Status: STATUS_NOT_SUPPORTED, InterfaceOut: undefined };
@@ -214,8 +226,13 @@ export class IommuInterface {
   /** V1: TRUE, the HAL owns the table (Map/Unmap); FALSE, the caller does (Configure/Flush). */
   CreateDomain(OsManagedPageTable: boolean): { Status: NTSTATUS; DomainOut: IOMMU_DMA_DOMAIN | undefined } {
     checkIrql(this.scheduler.irql, "passive", "CreateDomain");
-    if (typeof OsManagedPageTable !== "boolean") return { Status: STATUS_INVALID_PARAMETER_1, DomainOut: undefined };
-    return this.newDomain(OsManagedPageTable ? DomainTypeTranslate : DomainTypeUnmanaged, undefined, undefined);
+    if (typeof OsManagedPageTable !== "boolean")
+      return { Status: STATUS_INVALID_PARAMETER_1, DomainOut: undefined };
+    return this.newDomain(
+      OsManagedPageTable ? DomainTypeTranslate : DomainTypeUnmanaged,
+      undefined,
+      undefined,
+    );
   }
 
   CreateDomainEx(
@@ -225,14 +242,22 @@ export class IommuInterface {
     ReservedRegions: IOMMU_DMA_RESERVED_REGION | undefined,
   ): { Status: NTSTATUS; DomainOut: IOMMU_DMA_DOMAIN | undefined } {
     checkIrql(this.scheduler.irql, "passive", "CreateDomainEx");
-    const fail = (Status: NTSTATUS): { Status: NTSTATUS; DomainOut: undefined } => ({ Status, DomainOut: undefined });
+    const fail = (Status: NTSTATUS): { Status: NTSTATUS; DomainOut: undefined } => ({
+      Status,
+      DomainOut: undefined,
+    });
     if (DomainType === DomainTypeTranslateS1) return fail(STATUS_NOT_SUPPORTED);
-    if (DomainType !== DomainTypeTranslate && DomainType !== DomainTypePassThrough && DomainType !== DomainTypeUnmanaged) {
+    if (
+      DomainType !== DomainTypeTranslate &&
+      DomainType !== DomainTypePassThrough &&
+      DomainType !== DomainTypeUnmanaged
+    ) {
       return fail(STATUS_INVALID_PARAMETER_1);
     }
     if (Flags !== 0) return fail(STATUS_INVALID_PARAMETER_2);
     const width = allocatorWidth(LogicalAllocatorConfig);
-    if (width === undefined || (width > 0 && DomainType !== DomainTypeTranslate)) return fail(STATUS_INVALID_PARAMETER_3);
+    if (width === undefined || (width > 0 && DomainType !== DomainTypeTranslate))
+      return fail(STATUS_INVALID_PARAMETER_3);
     const regions = reservedRegions(ReservedRegions, width);
     if (regions === undefined || (regions.length > 0 && DomainType !== DomainTypeTranslate)) {
       return fail(STATUS_INVALID_PARAMETER_4);
@@ -263,7 +288,8 @@ export class IommuInterface {
     const domain = this.domain(Domain);
     if (domain === undefined || domain.osManaged) return STATUS_INVALID_PARAMETER_1;
     const type = typeof Configuration === "object" && Configuration !== null ? Configuration.Type : undefined;
-    if (type !== DomainConfigurationX64 && type !== DomainConfigurationArm64) return STATUS_INVALID_PARAMETER_2;
+    if (type !== DomainConfigurationX64 && type !== DomainConfigurationArm64)
+      return STATUS_INVALID_PARAMETER_2;
     return STATUS_NOT_SUPPORTED;
   }
 
@@ -280,18 +306,23 @@ export class IommuInterface {
   FlushDomainByVaList(
     Domain: IOMMU_DMA_DOMAIN,
     LastLevel: boolean,
-    Number_: number,
+    NumberOfAddresses: number,
     VaList: readonly number[],
   ): NTSTATUS {
     checkIrql(this.scheduler.irql, "at-most-dispatch", "FlushDomainByVaList");
     const domain = this.domain(Domain);
     if (domain === undefined || domain.osManaged) return STATUS_INVALID_PARAMETER_1;
     if (typeof LastLevel !== "boolean") return STATUS_INVALID_PARAMETER_2;
-    if (!Array.isArray(VaList) || !Number.isSafeInteger(Number_) || Number_ < 0 || Number_ > VaList.length) {
+    if (
+      !Array.isArray(VaList) ||
+      !Number.isSafeInteger(NumberOfAddresses) ||
+      NumberOfAddresses < 0 ||
+      NumberOfAddresses > VaList.length
+    ) {
       return STATUS_INVALID_PARAMETER_3;
     }
     const pages: number[] = [];
-    for (let i = 0; i < Number_; i++) {
+    for (let i = 0; i < NumberOfAddresses; i++) {
       const va = VaList[i]!;
       if (!isLogicalAddress(va)) return STATUS_INVALID_PARAMETER_4;
       pages.push(Math.floor(va / PAGE_SIZE));
@@ -312,7 +343,12 @@ export class IommuInterface {
     if (found === undefined) return { Status: STATUS_INVALID_PARAMETER, DmaDeviceOut: undefined };
     if (found === "not-behind-iommu") return { Status: STATUS_NOT_FOUND, DmaDeviceOut: undefined };
     if (DeviceConfig !== undefined) return { Status: STATUS_INVALID_PARAMETER_2, DmaDeviceOut: undefined };
-    const device = new IommuDmaDevice(PhysicalDeviceObject, found, PhysicalDeviceObject.DeviceObjectExtension.external, false);
+    const device = new IommuDmaDevice(
+      PhysicalDeviceObject,
+      found,
+      PhysicalDeviceObject.DeviceObjectExtension.external,
+      false,
+    );
     this.devices.add(device);
     return { Status: STATUS_SUCCESS, DmaDeviceOut: device };
   }
@@ -343,14 +379,23 @@ export class IommuInterface {
     if (typeof rid !== "number") return STATUS_INVALID_PARAMETER_2;
     if (InputMappingIdBase !== 0) return STATUS_INVALID_PARAMETER_3;
     if (MappingCount !== 1) return STATUS_INVALID_PARAMETER_4;
-    const device = new IommuDmaDevice(PhysicalDeviceObject, rid, PhysicalDeviceObject.DeviceObjectExtension.external, true);
+    const device = new IommuDmaDevice(
+      PhysicalDeviceObject,
+      rid,
+      PhysicalDeviceObject.DeviceObjectExtension.external,
+      true,
+    );
     const status = this.attach(domain, device);
     if (status === STATUS_SUCCESS) this.devices.add(device);
     return status;
   }
 
   /** V1: detaches the PDO's function from Domain. */
-  DetachDevice(Domain: IOMMU_DMA_DOMAIN, PhysicalDeviceObject: DEVICE_OBJECT, InputMappingId: number): NTSTATUS {
+  DetachDevice(
+    Domain: IOMMU_DMA_DOMAIN,
+    PhysicalDeviceObject: DEVICE_OBJECT,
+    InputMappingId: number,
+  ): NTSTATUS {
     checkIrql(this.scheduler.irql, "passive", "DetachDevice");
     const domain = this.domain(Domain);
     if (domain === undefined) return STATUS_INVALID_PARAMETER_1;
@@ -429,10 +474,19 @@ export class IommuInterface {
       this.faults.disable(device.requesterId);
       return STATUS_SUCCESS;
     }
-    if (typeof FaultConfig !== "object" || FaultConfig === null || typeof FaultConfig.FaultHandler !== "function") {
+    if (
+      typeof FaultConfig !== "object" ||
+      FaultConfig === null ||
+      typeof FaultConfig.FaultHandler !== "function"
+    ) {
       return STATUS_INVALID_PARAMETER_4;
     }
-    this.faults.enable(device.requesterId, FaultConfig.FaultHandler, FaultConfig.FaultContext, () => device.domain);
+    this.faults.enable(
+      device.requesterId,
+      FaultConfig.FaultHandler,
+      FaultConfig.FaultContext,
+      () => device.domain,
+    );
     return STATUS_SUCCESS;
   }
 
@@ -447,7 +501,11 @@ export class IommuInterface {
     if (typeof StateChangeCallback !== "function") return STATUS_INVALID_PARAMETER_1;
     const device = this.device(DmaDevice);
     if (device === undefined) return STATUS_INVALID_PARAMETER_3;
-    if (typeof StateFields !== "object" || StateFields === null || StateFields.AvailableDomainTypes !== true) {
+    if (
+      typeof StateFields !== "object" ||
+      StateFields === null ||
+      StateFields.AvailableDomainTypes !== true
+    ) {
       return STATUS_INVALID_PARAMETER_4;
     }
     if (device.stateCallback !== undefined) return STATUS_UNSUCCESSFUL;
@@ -467,212 +525,10 @@ export class IommuInterface {
     checkIrql(this.scheduler.irql, "passive", "UnregisterInterfaceStateChangeCallback");
     const device = this.device(DmaDevice);
     if (device === undefined) return STATUS_INVALID_PARAMETER_2;
-    if (device.stateCallback === undefined || device.stateCallback !== StateChangeCallback) return STATUS_UNSUCCESSFUL;
+    if (device.stateCallback === undefined || device.stateCallback !== StateChangeCallback)
+      return STATUS_UNSUCCESSFUL;
     device.stateCallback = undefined;
     device.stateContext = undefined;
-    return STATUS_SUCCESS;
-  }
-
-  // ------------------------------------------------------------------ mappings
-
-  /** V1: maps a whole-page MDL at an explicit, page-aligned logical address of an OS-managed domain. */
-  MapLogicalRange(Domain: IOMMU_DMA_DOMAIN, Permissions: number, Mdl: MDL, LogicalAddress: number): NTSTATUS {
-    checkIrql(this.scheduler.irql, "at-most-dispatch", "MapLogicalRange");
-    const domain = this.translateDomain(Domain);
-    if (domain === undefined) return STATUS_INVALID_PARAMETER_1;
-    const permission = ioPermission(Permissions);
-    if (permission === undefined) return STATUS_INVALID_PARAMETER_2;
-    const pages = mdlPages(Mdl);
-    if (pages === undefined) return STATUS_INVALID_PARAMETER_3;
-    if (!isPageAligned(LogicalAddress)) return STATUS_INVALID_PARAMETER_4;
-    return this.mapAt(domain, LogicalAddress / PAGE_SIZE, pages, permission, "mapping", undefined);
-  }
-
-  MapLogicalRangeEx(
-    Domain: IOMMU_DMA_DOMAIN,
-    Permissions: number,
-    PhysicalAddressToMap: IOMMU_MAP_PHYSICAL_ADDRESS,
-    ExplicitLogicalAddress: number | undefined,
-    MinLogicalAddress: number | undefined,
-    MaxLogicalAddress: number | undefined,
-  ): { Status: NTSTATUS; LogicalAddressOut: number } {
-    checkIrql(this.scheduler.irql, "at-most-dispatch", "MapLogicalRangeEx");
-    const fail = (Status: NTSTATUS): { Status: NTSTATUS; LogicalAddressOut: number } => ({ Status, LogicalAddressOut: 0 });
-    const domain = this.translateDomain(Domain);
-    if (domain === undefined || domain.type !== DomainTypeTranslate) return fail(STATUS_INVALID_PARAMETER_1);
-    const permission = ioPermission(Permissions);
-    if (permission === undefined) return fail(STATUS_INVALID_PARAMETER_2);
-    const pages = physicalPages(PhysicalAddressToMap);
-    if (pages === undefined) return fail(STATUS_INVALID_PARAMETER_3);
-    const placed = this.place(domain, pages.pages, ExplicitLogicalAddress, MinLogicalAddress, MaxLogicalAddress);
-    if (typeof placed === "number") return fail(placed);
-    const status = this.mapAt(domain, placed.first, pages, permission, "mapping", placed.block);
-    if (status !== STATUS_SUCCESS) {
-      if (placed.block !== undefined) domain.allocator!.free(placed.block.pfn, placed.block.pages);
-      return fail(status);
-    }
-    return { Status: STATUS_SUCCESS, LogicalAddressOut: placed.first * PAGE_SIZE };
-  }
-
-  /**
-   * Unmaps pages MapLogicalRange(Ex) mapped (any page-aligned part of them) and invalidates them on
-   * every unit before returning. An allocator block goes back once none of its pages is mapped.
-   */
-  UnmapLogicalRange(Domain: IOMMU_DMA_DOMAIN, LogicalAddress: number, NumberOfPages: number): NTSTATUS {
-    checkIrql(this.scheduler.irql, "at-most-dispatch", "UnmapLogicalRange");
-    const domain = this.translateDomain(Domain);
-    if (domain === undefined) return STATUS_INVALID_PARAMETER_1;
-    if (!isPageAligned(LogicalAddress)) return STATUS_INVALID_PARAMETER_2;
-    const first = LogicalAddress / PAGE_SIZE;
-    if (!Number.isSafeInteger(NumberOfPages) || NumberOfPages < 1 || first + NumberOfPages - 1 > LAST_LOGICAL_PAGE) {
-      return STATUS_INVALID_PARAMETER_3;
-    }
-    if (!domain.ranges.covers(first, NumberOfPages, (owner) => owner.kind === "mapping")) return STATUS_INVALID_PARAMETER_2;
-    return this.unmapRange(domain, first, NumberOfPages);
-  }
-
-  /** V1: maps the MDL's pages at logical = physical. */
-  MapIdentityRange(Domain: IOMMU_DMA_DOMAIN, Permissions: number, Mdl: MDL): NTSTATUS {
-    checkIrql(this.scheduler.irql, "at-most-dispatch", "MapIdentityRange");
-    const domain = this.translateDomain(Domain);
-    if (domain === undefined) return STATUS_INVALID_PARAMETER_1;
-    const permission = ioPermission(Permissions);
-    if (permission === undefined) return STATUS_INVALID_PARAMETER_2;
-    const pages = mdlPages(Mdl);
-    if (pages === undefined) return STATUS_INVALID_PARAMETER_3;
-    return this.mapIdentity(domain, pages, permission);
-  }
-
-  UnmapIdentityRange(Domain: IOMMU_DMA_DOMAIN, Mdl: MDL): NTSTATUS {
-    checkIrql(this.scheduler.irql, "at-most-dispatch", "UnmapIdentityRange");
-    const domain = this.translateDomain(Domain);
-    if (domain === undefined) return STATUS_INVALID_PARAMETER_1;
-    const pages = mdlPages(Mdl);
-    if (pages === undefined) return STATUS_INVALID_PARAMETER_2;
-    return this.unmapIdentity(domain, pages);
-  }
-
-  /** Translate or pass-through domains without a logical allocator (STATUS_NOT_SUPPORTED with one). */
-  MapIdentityRangeEx(Domain: IOMMU_DMA_DOMAIN, Permissions: number, PhysicalAddressToMap: IOMMU_MAP_PHYSICAL_ADDRESS): NTSTATUS {
-    checkIrql(this.scheduler.irql, "at-most-dispatch", "MapIdentityRangeEx");
-    const domain = this.domain(Domain);
-    if (domain === undefined || domain.type === DomainTypeUnmanaged) return STATUS_INVALID_PARAMETER_1;
-    const permission = ioPermission(Permissions);
-    if (permission === undefined) return STATUS_INVALID_PARAMETER_2;
-    const pages = physicalPages(PhysicalAddressToMap);
-    if (pages === undefined) return STATUS_INVALID_PARAMETER_3;
-    if (domain.allocator !== undefined) return STATUS_NOT_SUPPORTED;
-    if (domain.type === DomainTypePassThrough) return STATUS_SUCCESS;
-    return this.mapIdentity(domain, pages, permission);
-  }
-
-  UnmapIdentityRangeEx(Domain: IOMMU_DMA_DOMAIN, MappedPhysicalAddress: IOMMU_MAP_PHYSICAL_ADDRESS): NTSTATUS {
-    checkIrql(this.scheduler.irql, "at-most-dispatch", "UnmapIdentityRangeEx");
-    const domain = this.domain(Domain);
-    if (domain === undefined || domain.type === DomainTypeUnmanaged) return STATUS_INVALID_PARAMETER_1;
-    const pages = physicalPages(MappedPhysicalAddress);
-    if (pages === undefined) return STATUS_INVALID_PARAMETER_2;
-    if (domain.allocator !== undefined) return STATUS_NOT_SUPPORTED;
-    if (domain.type === DomainTypePassThrough) return STATUS_SUCCESS;
-    return this.unmapIdentity(domain, pages);
-  }
-
-  // ------------------------------------------------------------------ reserved logical ranges
-
-  /** Reserves logical space and builds its page tables now, so later maps of it cannot fail. */
-  ReserveLogicalAddressRange(
-    Domain: IOMMU_DMA_DOMAIN,
-    Size: number,
-    ExplicitLogicalAddress: number | undefined,
-    MinLogicalAddress: number | undefined,
-    MaxLogicalAddress: number | undefined,
-  ): { Status: NTSTATUS; LogicalAddressToken: IOMMU_DMA_LOGICAL_ADDRESS_TOKEN | undefined } {
-    checkIrql(this.scheduler.irql, "passive", "ReserveLogicalAddressRange");
-    const fail = (Status: NTSTATUS): { Status: NTSTATUS; LogicalAddressToken: undefined } => ({
-      Status,
-      LogicalAddressToken: undefined,
-    });
-    const domain = this.translateDomain(Domain);
-    if (domain === undefined || domain.type !== DomainTypeTranslate) return fail(STATUS_INVALID_PARAMETER_1);
-    if (!Number.isSafeInteger(Size) || Size < PAGE_SIZE || Size % PAGE_SIZE !== 0) return fail(STATUS_INVALID_PARAMETER_2);
-    const pages = Size / PAGE_SIZE;
-    const placed = this.place(domain, pages, ExplicitLogicalAddress, MinLogicalAddress, MaxLogicalAddress);
-    if (typeof placed === "number") return fail(placed === STATUS_INVALID_PARAMETER_4 ? STATUS_INVALID_PARAMETER_3 : placed);
-    if (placed.block === undefined) {
-      const last = placed.first + pages - 1;
-      if (last > domain.lastPage || (placed.first < MSI_FIRST_PAGE + MSI_PAGES && last >= MSI_FIRST_PAGE)) {
-        return fail(STATUS_INVALID_PARAMETER_3);
-      }
-      if (domain.ranges.overlaps(placed.first, pages)) return fail(STATUS_RESOURCE_IN_USE);
-    }
-    try {
-      domain.buildTables(placed.first, pages);
-    } catch (error) {
-      if (placed.block !== undefined) domain.allocator!.free(placed.block.pfn, placed.block.pages);
-      return fail(insufficient(error));
-    }
-    const token = new LogicalAddressToken(placed.first * PAGE_SIZE, Size, domain, placed.block);
-    domain.tokens.add(token);
-    domain.ranges.add(placed.first, pages, { kind: "token", block: placed.block, token });
-    this.counters.add("hal.iommu.token.reserve");
-    return { Status: STATUS_SUCCESS, LogicalAddressToken: token };
-  }
-
-  /** STATUS_RESOURCE_IN_USE while any segment of the token is mapped. */
-  FreeReservedLogicalAddressRange(LogicalAddressToken: IOMMU_DMA_LOGICAL_ADDRESS_TOKEN): NTSTATUS {
-    checkIrql(this.scheduler.irql, "passive", "FreeReservedLogicalAddressRange");
-    const token = this.token(LogicalAddressToken);
-    if (token === undefined) return STATUS_INVALID_PARAMETER_1;
-    if (token.segments.size > 0) return STATUS_RESOURCE_IN_USE;
-    const domain = token.domain;
-    domain.ranges.remove(token.firstPage, token.Size / PAGE_SIZE);
-    if (token.block !== undefined) domain.allocator!.free(token.block.pfn, token.block.pages);
-    domain.tokens.delete(token);
-    token.freed = true;
-    return STATUS_SUCCESS;
-  }
-
-  /** Maps whole pages at Offset in the token; allocates nothing (the tables exist already). */
-  MapReservedLogicalRange(
-    LogicalAddressToken: IOMMU_DMA_LOGICAL_ADDRESS_TOKEN,
-    Offset: number,
-    Permissions: number,
-    PhysicalAddressToMap: IOMMU_MAP_PHYSICAL_ADDRESS,
-  ): { Status: NTSTATUS; MappedSegment: IOMMU_DMA_LOGICAL_ADDRESS_TOKEN_MAPPED_SEGMENT | undefined } {
-    checkIrql(this.scheduler.irql, "at-most-dispatch", "MapReservedLogicalRange");
-    const fail = (Status: NTSTATUS): { Status: NTSTATUS; MappedSegment: undefined } => ({ Status, MappedSegment: undefined });
-    const token = this.token(LogicalAddressToken, true);
-    if (token === undefined) return fail(STATUS_INVALID_PARAMETER_1);
-    if (token.freed) return fail(STATUS_UNSUCCESSFUL);
-    if (!Number.isSafeInteger(Offset) || Offset < 0 || Offset % PAGE_SIZE !== 0 || Offset >= token.Size) {
-      return fail(STATUS_INVALID_PARAMETER_2);
-    }
-    const permission = ioPermission(Permissions);
-    if (permission === undefined) return fail(STATUS_INVALID_PARAMETER_3);
-    const pages = physicalPages(PhysicalAddressToMap);
-    if (pages === undefined || Offset + pages.pages * PAGE_SIZE > token.Size) return fail(STATUS_INVALID_PARAMETER_4);
-    const first = token.firstPage + Offset / PAGE_SIZE;
-    if (token.segments.overlaps(first, pages.pages)) return fail(STATUS_RESOURCE_IN_USE);
-    try {
-      token.domain.mapRuns(first, pages.runs, permission);
-    } catch (error) {
-      return fail(insufficient(error));
-    }
-    const segment = new MappedSegment(token, Offset, pages.pages * PAGE_SIZE);
-    token.segments.add(first, pages.pages, segment);
-    return { Status: STATUS_SUCCESS, MappedSegment: segment };
-  }
-
-  /** Unmaps a segment, invalidates it on every unit, and keeps the page tables for the next map. */
-  UnmapReservedLogicalRange(MappedSegment_: IOMMU_DMA_LOGICAL_ADDRESS_TOKEN_MAPPED_SEGMENT): NTSTATUS {
-    checkIrql(this.scheduler.irql, "at-most-dispatch", "UnmapReservedLogicalRange");
-    if (!(MappedSegment_ instanceof MappedSegment) || !MappedSegment_.mapped) return STATUS_INVALID_PARAMETER;
-    const token = MappedSegment_.OwningToken;
-    const first = token.firstPage + MappedSegment_.Offset / PAGE_SIZE;
-    const pages = MappedSegment_.Size / PAGE_SIZE;
-    token.domain.unmapPages(first, pages, true);
-    token.segments.remove(first, pages);
-    MappedSegment_.mapped = false;
     return STATUS_SUCCESS;
   }
 
@@ -683,7 +539,8 @@ export class IommuInterface {
    * is offered a pass-through domain. Registered state-change callbacks run at PASSIVE_LEVEL.
    */
   setDmaGuardBlocking(active: boolean): void {
-    if (typeof active !== "boolean") throw new PlatformError("out-of-range", "DMA Guard blocking must be a boolean");
+    if (typeof active !== "boolean")
+      throw new PlatformError("out-of-range", "DMA Guard blocking must be a boolean");
     if (active === this.dmaGuardBlocking) return;
     this.dmaGuardBlocking = active;
     for (const device of this.devices) {
@@ -694,7 +551,13 @@ export class IommuInterface {
         0,
         () => {
           if (device.stateCallback !== callback) return;
-          callback({ PresentFields: { AvailableDomainTypes: true }, AvailableDomainTypes: this.availableTypes(device) }, context);
+          callback(
+            {
+              PresentFields: { AvailableDomainTypes: true },
+              AvailableDomainTypes: this.availableTypes(device),
+            },
+            context,
+          );
         },
         "IOMMU interface state change",
       );
@@ -716,7 +579,8 @@ export class IommuInterface {
     let mappedPages = 0;
     for (const domain of this.domains) {
       tokens += domain.tokens.size;
-      for (const range of domain.ranges.entries()) if (range.value.kind !== "token") mappedPages += range.pages;
+      for (const range of domain.ranges.entries())
+        if (range.value.kind !== "token") mappedPages += range.pages;
       for (const token of domain.tokens) mappedPages += token.segments.pages;
     }
     return {
@@ -749,113 +613,42 @@ export class IommuInterface {
       lastPage = 2 ** allocator.topOrder - 1;
       if (MSI_FIRST_PAGE + MSI_PAGES - 1 <= lastPage) allocator.reserve(MSI_FIRST_PAGE, MSI_PAGES);
     }
-    const domain = new IommuDmaDomain(this.nextDomainId, type, hardware, allocator, lastPage, this.iommu, this.counters);
+    const domain = new IommuDmaDomain(
+      this.nextDomainId,
+      type,
+      hardware,
+      allocator,
+      lastPage,
+      this.iommu,
+      this.counters,
+    );
     for (const region of regions ?? []) {
       const first = region.Base / PAGE_SIZE;
       const status = region.ShouldMap
-        ? this.mapAt(domain, first, { runs: [{ pfn: first, pages: region.NumberOfPages }], pages: region.NumberOfPages }, IoPermission.ReadWrite, "identity", undefined)
+        ? this.mappings.mapAt(
+            domain,
+            first,
+            { runs: [{ pfn: first, pages: region.NumberOfPages }], pages: region.NumberOfPages },
+            IoPermission.ReadWrite,
+            "identity",
+            undefined,
+          )
         : STATUS_SUCCESS;
-      if (status !== STATUS_SUCCESS || (allocator !== undefined && !allocator.reserve(first, region.NumberOfPages))) {
+      if (
+        status !== STATUS_SUCCESS ||
+        (allocator !== undefined && !allocator.reserve(first, region.NumberOfPages))
+      ) {
         if (hardware !== undefined) this.iommu.destroyDomain(hardware);
-        return { Status: status === STATUS_SUCCESS ? STATUS_INVALID_PARAMETER_4 : status, DomainOut: undefined };
+        return {
+          Status: status === STATUS_SUCCESS ? STATUS_INVALID_PARAMETER_4 : status,
+          DomainOut: undefined,
+        };
       }
     }
     this.nextDomainId++;
     this.domains.add(domain);
     this.counters.add("hal.iommu.domain.create");
     return { Status: STATUS_SUCCESS, DomainOut: domain };
-  }
-
-  /**
-   * Where a map or reservation of `pages` goes: the explicit address (domains without an
-   * allocator), or a Buddy block inside [Min, Max]. A status when that is impossible.
-   */
-  private place(
-    domain: IommuDmaDomain,
-    pages: number,
-    explicit: number | undefined,
-    min: number | undefined,
-    max: number | undefined,
-  ): { first: number; block: AllocatorBlock | undefined } | NTSTATUS {
-    const allocator = domain.allocator;
-    if (explicit !== undefined) {
-      if (allocator !== undefined) return STATUS_NOT_SUPPORTED;
-      if (!isPageAligned(explicit)) return STATUS_INVALID_PARAMETER_4;
-      return { first: explicit / PAGE_SIZE, block: undefined };
-    }
-    if (allocator === undefined) return STATUS_NOT_SUPPORTED;
-    const low = min ?? 0;
-    const high = max ?? (domain.lastPage + 1) * PAGE_SIZE - 1;
-    if (!isLogicalAddress(low) || !Number.isSafeInteger(high) || high < low) return STATUS_INVALID_PARAMETER_MIX;
-    const minPfn = Math.ceil(low / PAGE_SIZE);
-    const maxPfn = Math.min(Math.floor((high + 1) / PAGE_SIZE) - 1, domain.lastPage);
-    const blockPages = BuddyAllocator.blockPages(pages);
-    if (maxPfn - Math.ceil(minPfn / blockPages) * blockPages + 1 < blockPages) return STATUS_INVALID_PARAMETER_MIX;
-    const pfn = allocator.allocate(pages, minPfn, maxPfn);
-    if (pfn === undefined) return STATUS_INSUFFICIENT_RESOURCES;
-    return { first: pfn, block: { pfn, pages: blockPages, mapped: pages } };
-  }
-
-  /** Maps `pages` at logical page `first` after the range checks every map shares. */
-  private mapAt(
-    domain: IommuDmaDomain,
-    first: number,
-    pages: PhysicalPages,
-    permission: IoPermission,
-    kind: RangeOwner["kind"],
-    block: AllocatorBlock | undefined,
-  ): NTSTATUS {
-    const last = first + pages.pages - 1;
-    if (last > domain.lastPage || (first <= MSI_FIRST_PAGE + MSI_PAGES - 1 && last >= MSI_FIRST_PAGE)) {
-      return STATUS_INVALID_PARAMETER_4;
-    }
-    if (domain.ranges.overlaps(first, pages.pages)) return STATUS_RESOURCE_IN_USE;
-    try {
-      domain.mapRuns(first, pages.runs, permission);
-    } catch (error) {
-      return insufficient(error);
-    }
-    domain.ranges.add(first, pages.pages, { kind, block, token: undefined });
-    return STATUS_SUCCESS;
-  }
-
-  private mapIdentity(domain: IommuDmaDomain, pages: PhysicalPages, permission: IoPermission): NTSTATUS {
-    const done: { pfn: number; pages: number }[] = [];
-    for (const run of pages.runs) {
-      const status = this.mapAt(domain, run.pfn, { runs: [run], pages: run.pages }, permission, "identity", undefined);
-      if (status !== STATUS_SUCCESS) {
-        for (const mapped of done) this.unmapRange(domain, mapped.pfn, mapped.pages);
-        return status;
-      }
-      done.push(run);
-    }
-    return STATUS_SUCCESS;
-  }
-
-  private unmapIdentity(domain: IommuDmaDomain, pages: PhysicalPages): NTSTATUS {
-    const identity = (owner: RangeOwner): boolean => owner.kind === "identity";
-    if (!pages.runs.every((run) => domain.ranges.covers(run.pfn, run.pages, identity))) return STATUS_INVALID_PARAMETER_2;
-    for (const run of pages.runs) {
-      const status = this.unmapRange(domain, run.pfn, run.pages);
-      if (status !== STATUS_SUCCESS) return status;
-    }
-    return STATUS_SUCCESS;
-  }
-
-  /** Unmaps ranges the caller checked are mapped; frees allocator blocks left with no page mapped. */
-  private unmapRange(domain: IommuDmaDomain, first: number, pages: number): NTSTATUS {
-    try {
-      domain.unmapPages(first, pages, false);
-    } catch (error) {
-      return insufficient(error);
-    }
-    for (const piece of domain.ranges.remove(first, pages)) {
-      const block = piece.value.block;
-      if (block === undefined) continue;
-      block.mapped -= piece.pages;
-      if (block.mapped === 0) domain.allocator!.free(block.pfn, block.pages);
-    }
-    return STATUS_SUCCESS;
   }
 
   private attach(domain: IommuDmaDomain, device: IommuDmaDevice): NTSTATUS {
@@ -903,7 +696,7 @@ export class IommuInterface {
   /** A live domain whose table the HAL manages (Translate, or V1 OS-managed). */
   private translateDomain(value: IOMMU_DMA_DOMAIN): IommuDmaDomain | undefined {
     const domain = this.domain(value);
-    return domain !== undefined && domain.osManaged && domain.hardware !== undefined ? domain : undefined;
+    return domain?.osManaged && domain.hardware !== undefined ? domain : undefined;
   }
 
   private device(value: IOMMU_DMA_DEVICE): IommuDmaDevice | undefined {
@@ -951,29 +744,12 @@ function reservedRegions(
   const regions: IOMMU_DMA_RESERVED_REGION[] = [];
   const lastPage = width > 0 ? 2 ** (Math.min(width, LOGICAL_BITS) - 12) - 1 : LAST_LOGICAL_PAGE;
   for (let region = head; region !== undefined; region = region.RegionNext) {
-    if (typeof region !== "object" || region === null || regions.length === MAX_RESERVED_REGIONS) return undefined;
+    if (typeof region !== "object" || region === null || regions.length === MAX_RESERVED_REGIONS)
+      return undefined;
     const { Base, NumberOfPages, ShouldMap } = region;
     if (!isPageAligned(Base) || !Number.isSafeInteger(NumberOfPages) || NumberOfPages < 1) return undefined;
     if (Base / PAGE_SIZE + NumberOfPages - 1 > lastPage || typeof ShouldMap !== "boolean") return undefined;
     regions.push(region);
   }
   return regions;
-}
-
-function ioPermission(permissions: number): IoPermission | undefined {
-  return permissions === 1 || permissions === 2 || permissions === 3 ? permissions : undefined;
-}
-
-function isLogicalAddress(value: unknown): value is number {
-  return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) < 2 ** LOGICAL_BITS;
-}
-
-function isPageAligned(value: unknown): value is number {
-  return isLogicalAddress(value) && value % PAGE_SIZE === 0;
-}
-
-/** STATUS_INSUFFICIENT_RESOURCES for a frame the table could not get; anything else is a bug. */
-function insufficient(error: unknown): NTSTATUS {
-  if (error instanceof PlatformError && error.code === "no-memory") return STATUS_INSUFFICIENT_RESOURCES;
-  throw error;
 }

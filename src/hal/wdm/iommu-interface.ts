@@ -127,7 +127,13 @@ export interface IOMMU_DMA_LOGICAL_ADDRESS_TOKEN_MAPPED_SEGMENT {
 
 export interface DOMAIN_CONFIGURATION {
   Type: number;
-  Arm64?: { Ttbr0: PHYSICAL_ADDRESS; Ttbr1: PHYSICAL_ADDRESS; Mair0: number; Mair1: number; InputSize: number };
+  Arm64?: {
+    Ttbr0: PHYSICAL_ADDRESS;
+    Ttbr1: PHYSICAL_ADDRESS;
+    Mair0: number;
+    Mair1: number;
+    InputSize: number;
+  };
   X64?: { FirstLevelPageTableRoot: PHYSICAL_ADDRESS; TranslationEnabled: boolean };
 }
 
@@ -193,12 +199,17 @@ export interface DMA_IOMMU_INTERFACE_V1 {
     InputMappingIdBase: number,
     MappingCount: number,
   ): NTSTATUS;
-  DetachDevice(Domain: IOMMU_DMA_DOMAIN, PhysicalDeviceObject: DEVICE_OBJECT, InputMappingId: number): NTSTATUS;
+  DetachDevice(
+    Domain: IOMMU_DMA_DOMAIN,
+    PhysicalDeviceObject: DEVICE_OBJECT,
+    InputMappingId: number,
+  ): NTSTATUS;
   FlushDomain(Domain: IOMMU_DMA_DOMAIN): NTSTATUS;
   FlushDomainByVaList(
     Domain: IOMMU_DMA_DOMAIN,
     LastLevel: boolean,
-    Number: number,
+    /** wdm.h's `Number` (a name TypeScript code cannot shadow): how many VaList entries to flush. */
+    NumberOfAddresses: number,
     VaList: readonly IOMMU_DMA_LOGICAL_ADDRESS[],
   ): NTSTATUS;
   QueryInputMappings(
@@ -212,7 +223,11 @@ export interface DMA_IOMMU_INTERFACE_V1 {
     Mdl: MDL,
     LogicalAddress: IOMMU_DMA_LOGICAL_ADDRESS,
   ): NTSTATUS;
-  UnmapLogicalRange(Domain: IOMMU_DMA_DOMAIN, LogicalAddress: IOMMU_DMA_LOGICAL_ADDRESS, NumberOfPages: number): NTSTATUS;
+  UnmapLogicalRange(
+    Domain: IOMMU_DMA_DOMAIN,
+    LogicalAddress: IOMMU_DMA_LOGICAL_ADDRESS,
+    NumberOfPages: number,
+  ): NTSTATUS;
   MapIdentityRange(Domain: IOMMU_DMA_DOMAIN, Permissions: number, Mdl: MDL): NTSTATUS;
   UnmapIdentityRange(Domain: IOMMU_DMA_DOMAIN, Mdl: MDL): NTSTATUS;
   SetDeviceFaultReporting(
@@ -244,7 +259,8 @@ export interface DMA_IOMMU_INTERFACE_V2 {
   FlushDomainByVaList(
     Domain: IOMMU_DMA_DOMAIN,
     LastLevel: boolean,
-    Number: number,
+    /** wdm.h's `Number` (a name TypeScript code cannot shadow): how many VaList entries to flush. */
+    NumberOfAddresses: number,
     VaList: readonly IOMMU_DMA_LOGICAL_ADDRESS[],
   ): NTSTATUS;
   QueryInputMappings(
@@ -260,8 +276,16 @@ export interface DMA_IOMMU_INTERFACE_V2 {
     MinLogicalAddress: IOMMU_DMA_LOGICAL_ADDRESS | undefined,
     MaxLogicalAddress: IOMMU_DMA_LOGICAL_ADDRESS | undefined,
   ): { Status: NTSTATUS; LogicalAddressOut: IOMMU_DMA_LOGICAL_ADDRESS };
-  UnmapLogicalRange(Domain: IOMMU_DMA_DOMAIN, LogicalAddress: IOMMU_DMA_LOGICAL_ADDRESS, NumberOfPages: number): NTSTATUS;
-  MapIdentityRangeEx(Domain: IOMMU_DMA_DOMAIN, Permissions: number, PhysicalAddressToMap: IOMMU_MAP_PHYSICAL_ADDRESS): NTSTATUS;
+  UnmapLogicalRange(
+    Domain: IOMMU_DMA_DOMAIN,
+    LogicalAddress: IOMMU_DMA_LOGICAL_ADDRESS,
+    NumberOfPages: number,
+  ): NTSTATUS;
+  MapIdentityRangeEx(
+    Domain: IOMMU_DMA_DOMAIN,
+    Permissions: number,
+    PhysicalAddressToMap: IOMMU_MAP_PHYSICAL_ADDRESS,
+  ): NTSTATUS;
   UnmapIdentityRangeEx(Domain: IOMMU_DMA_DOMAIN, MappedPhysicalAddress: IOMMU_MAP_PHYSICAL_ADDRESS): NTSTATUS;
   /** Always STATUS_NOT_IMPLEMENTED, as on Windows: use V1 SetDeviceFaultReporting. */
   SetDeviceFaultReportingEx(
@@ -307,8 +331,16 @@ export interface DMA_IOMMU_INTERFACE_V2 {
 
 /** DMA_IOMMU_INTERFACE_EX: Size and Version, then the table of that version (the C union). */
 export type DMA_IOMMU_INTERFACE_EX =
-  | { readonly Size: number; readonly Version: typeof DMA_IOMMU_INTERFACE_EX_VERSION_1; readonly V1: DMA_IOMMU_INTERFACE_V1 }
-  | { readonly Size: number; readonly Version: typeof DMA_IOMMU_INTERFACE_EX_VERSION_2; readonly V2: DMA_IOMMU_INTERFACE_V2 };
+  | {
+      readonly Size: number;
+      readonly Version: typeof DMA_IOMMU_INTERFACE_EX_VERSION_1;
+      readonly V1: DMA_IOMMU_INTERFACE_V1;
+    }
+  | {
+      readonly Size: number;
+      readonly Version: typeof DMA_IOMMU_INTERFACE_EX_VERSION_2;
+      readonly V2: DMA_IOMMU_INTERFACE_V2;
+    };
 
 /** sizeof(DMA_IOMMU_INTERFACE_EX) on x64 for each version (Size + Version + the table). */
 export const DMA_IOMMU_INTERFACE_EX_SIZE_V1 = 0x10 + 13 * 8;

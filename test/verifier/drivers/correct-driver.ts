@@ -1,6 +1,6 @@
 import { DmaTestDriver } from "./dma-test-driver.js";
 
-/** No bug at all: the verifier must stay silent about it in every mode. */
+/** Scatter/gather done right by a 64-bit device: the verifier must stay silent about it. */
 export class CorrectDriver extends DmaTestDriver {
   readonly serviceName = "correct";
 }

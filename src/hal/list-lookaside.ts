@@ -1,0 +1,50 @@
+/**
+ * An adapter's lookaside of scatter/gather list memory: PutScatterGatherList keeps the nonpaged
+ * pool block of a list GetScatterGatherList allocated, and the adapter's next list of the same
+ * size takes that block back instead of going to the pool (ExAllocateFromNPagedLookasideList's
+ * idea; KMDF keeps such a lookaside of list buffers per DMA enabler, windows-dma-ddi §4). The
+ * block stays a pool allocation of the HAL's list owner the whole time, so pool accounting does
+ * not change; it is only not given back between two lists.
+ *
+ * Bounded: at most DEPTH blocks, each a small-pool block (a list big enough for pages of its own
+ * goes back to the pool at once, so no frame changes hands). PutDmaAdapter drains it.
+ */
+import { SMALL_POOL_MAX } from "../platform/kernel-memory.js";
+
+export class ListLookaside {
+  static readonly DEPTH = 4;
+  readonly #vas: number[] = [];
+  readonly #sizes: number[] = [];
+
+  /** A kept block of exactly `size` bytes, or undefined. */
+  take(size: number): number | undefined {
+    const sizes = this.#sizes;
+    for (let i = sizes.length - 1; i >= 0; i--) {
+      if (sizes[i] !== size) continue;
+      const va = this.#vas[i]!;
+      const last = sizes.length - 1;
+      this.#vas[i] = this.#vas[last]!;
+      sizes[i] = sizes[last]!;
+      this.#vas.length = last;
+      sizes.length = last;
+      return va;
+    }
+    return undefined;
+  }
+
+  /** Keeps the block at `va` of `size` bytes; false when it must go back to the pool instead. */
+  keep(va: number, size: number): boolean {
+    if (size > SMALL_POOL_MAX || this.#vas.length >= ListLookaside.DEPTH) return false;
+    this.#vas.push(va);
+    this.#sizes.push(size);
+    return true;
+  }
+
+  /** Empties the lookaside and returns the blocks it kept, for the pool. */
+  drain(): number[] {
+    const vas = [...this.#vas];
+    this.#vas.length = 0;
+    this.#sizes.length = 0;
+    return vas;
+  }
+}
