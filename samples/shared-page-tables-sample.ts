@@ -19,7 +19,6 @@ import { IoManager } from "../src/ddi/io-manager.js";
 import { Kernel } from "../src/ddi/kernel.js";
 import { RogueDevice } from "../src/devices/rogue-device.js";
 import { IommuInterface } from "../src/hal/iommu-interface/iommu-interface.js";
-import iommuInterfaceModule from "../src/hal/iommu-interface/iommu-interface-module.js";
 import {
   type DMA_IOMMU_INTERFACE_V1,
   type DMA_IOMMU_INTERFACE_V2,
@@ -76,17 +75,14 @@ class Lab {
   readonly #deviceOnlyOwner: number;
 
   constructor(seed: number) {
-    this.machine = new Machine(
-      {
-        remapping: "strict",
-        seed,
-        iommuUnits: [
-          { name: "dmar0", requesters: [DISPLAY_RID] },
-          { name: "dmar1", requesters: "rest" },
-        ],
-      },
-      [iommuInterfaceModule],
-    );
+    this.machine = new Machine({
+      remapping: "strict",
+      seed,
+      iommuUnits: [
+        { name: "dmar0", requesters: [DISPLAY_RID] },
+        { name: "dmar1", requesters: "rest" },
+      ],
+    });
     this.machine.pci.attach(this.camera, { busMaster: true });
     this.machine.pci.attach(this.display, { bus: 1, device: 0, busMaster: true });
     this.machine.get(IoManager).enumerate();

@@ -2,6 +2,7 @@ import { ContainerModule } from "inversify";
 import { DirectMapping } from "./direct-mapping.js";
 import { Hal } from "./hal.js";
 import { HalDmaOperations } from "./hal-dma-operations.js";
+import { IommuInterface } from "./iommu-interface/iommu-interface.js";
 import { RemapMapping } from "./remap-mapping.js";
 import { DmaOperations } from "./tokens.js";
 
@@ -15,4 +16,5 @@ export default new ContainerModule(({ bind }) => {
   bind(HalDmaOperations).toSelf().inSingletonScope();
   bind(DmaOperations).toService(HalDmaOperations);
   bind(Hal).toSelf().inSingletonScope();
+  bind(IommuInterface).toSelf().inSingletonScope();
 });

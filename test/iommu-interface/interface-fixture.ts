@@ -6,7 +6,6 @@ import { IoManager } from "../../src/ddi/io-manager.js";
 import { Kernel } from "../../src/ddi/kernel.js";
 import { RogueDevice } from "../../src/devices/rogue-device.js";
 import { IommuInterface } from "../../src/hal/iommu-interface/iommu-interface.js";
-import iommuInterfaceModule from "../../src/hal/iommu-interface/iommu-interface-module.js";
 import type { DEVICE_OBJECT } from "../../src/hal/wdm/device-object.js";
 import type { DMA_IOMMU_INTERFACE_V1, DMA_IOMMU_INTERFACE_V2 } from "../../src/hal/wdm/iommu-interface.js";
 import type { IommuInvalidateEvent } from "../../src/iommu/iommu-events.js";
@@ -34,16 +33,13 @@ export function interfaceFixture(
   remapping: RemappingMode = "strict",
   external: readonly number[] = [],
 ): InterfaceFixture {
-  const machine = new Machine(
-    {
-      remapping,
-      iommuUnits: [
-        { name: "dmar0", requesters: [BUS1_RID] },
-        { name: "dmar1", requesters: "rest" },
-      ],
-    },
-    [iommuInterfaceModule],
-  );
+  const machine = new Machine({
+    remapping,
+    iommuUnits: [
+      { name: "dmar0", requesters: [BUS1_RID] },
+      { name: "dmar1", requesters: "rest" },
+    ],
+  });
   const producer = new RogueDevice({ name: "producer" });
   const consumer = new RogueDevice({ name: "consumer" });
   machine.pci.attach(producer, { busMaster: true });
