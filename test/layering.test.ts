@@ -52,6 +52,19 @@ function ruleFor(file: string): Rule | undefined {
       };
     case "ddi":
       return below("ddi", "verifier", "hal", "iommu", "platform", "trace");
+    case "verifier":
+      return below("verifier", "hal", "iommu", "platform", "trace");
+    case "machine":
+      return below("machine", "ddi", "hal", "iommu", "platform", "trace");
+    case "virt":
+      // Guests are whole machines: virt sits above the machine, and never reaches into the DDI.
+      return below("virt", "machine", "hal", "iommu", "devices", "platform", "trace");
+    case "offload":
+      return {
+        name: "src/offload imports only src/ddi, its engine driver, src/platform and src/trace",
+        allowed: ["src/offload", "src/ddi", "drivers/dma-engine", "src/platform", "src/trace"],
+        packages: true,
+      };
     default:
       return undefined;
   }
