@@ -30,6 +30,7 @@ export class AdapterObject implements DMA_ADAPTER {
   released = false;
   /** Strategy-private state (the remapping domain, the bounce pool). */
   mapping: unknown = undefined;
+  readonly #brand = true;
 
   constructor(
     /** Per machine, in IoGetDmaAdapter order: the same run names the same adapters. */
@@ -39,6 +40,15 @@ export class AdapterObject implements DMA_ADAPTER {
     readonly capabilities: AdapterCapabilities,
     readonly strategy: DmaMappingStrategy,
   ) {}
+
+  /**
+   * `value instanceof AdapterObject`, checked by private name: under tsx, esbuild's keepNames
+   * redefines every class's `name`, after which V8's instanceof is several times slower, and
+   * every DMA_OPERATIONS member asks this.
+   */
+  static is(value: unknown): value is AdapterObject {
+    return typeof value === "object" && value !== null && #brand in value;
+  }
 
   get requesterId(): number | undefined {
     return this.physicalDeviceObject.DeviceObjectExtension.requesterId;

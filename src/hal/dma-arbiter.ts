@@ -20,7 +20,7 @@
 import { Irql } from "../platform/irql.js";
 import type { Scheduler } from "../platform/scheduler.js";
 import type { CounterCell, Counters } from "../trace/counters.js";
-import type { EventBus } from "../trace/event-bus.js";
+import type { EventBus, ListenerFlag } from "../trace/event-bus.js";
 import { AdapterChannel } from "./adapter-channel.js";
 import type { AdapterObject } from "./adapter-object.js";
 import { HalRule, halViolation } from "./hal-bug-checks.js";
@@ -37,6 +37,7 @@ export class DmaArbiter {
   readonly #scheduler: Scheduler;
   readonly #grants: MapRegisterGrants;
   readonly #events: EventBus;
+  readonly #channelListened: ListenerFlag;
   readonly #channelWaits: CounterCell;
   readonly #registerWaits: CounterCell;
   readonly #channelGrants: CounterCell;
@@ -51,6 +52,7 @@ export class DmaArbiter {
     this.#scheduler = scheduler;
     this.#grants = grants;
     this.#events = events;
+    this.#channelListened = events.listenerFlag("dma.channel");
     this.#channelWaits = counters.cell("hal.channel.waits");
     this.#registerWaits = counters.cell("hal.registers.waits");
     this.#channelGrants = counters.cell("hal.channel.grants");
@@ -299,7 +301,7 @@ export class DmaArbiter {
   }
 
   #announce(request: WaitBlock, action: DmaChannelEvent["action"]): void {
-    if (!this.#events.hasListeners("dma.channel")) return;
+    if (!this.#channelListened.active) return;
     this.#events.emit("dma.channel", {
       adapter: request.adapter.id,
       requesterId: request.adapter.requesterId ?? -1,

@@ -13,8 +13,8 @@ import type { Iommu } from "../iommu/iommu.js";
 import type { IommuDomain } from "../iommu/iommu-domain.js";
 import { PAGE_SIZE } from "../platform/page.js";
 import type { Scheduler } from "../platform/scheduler.js";
-import type { Counters } from "../trace/counters.js";
-import type { EventBus } from "../trace/event-bus.js";
+import type { CounterCell, Counters } from "../trace/counters.js";
+import type { EventBus, ListenerFlag } from "../trace/event-bus.js";
 import type { AdapterObject } from "./adapter-object.js";
 import { FlushQueue, type FlushQueueHost, QueuedRangeKind } from "./flush-queue.js";
 import type { HalOptions } from "./hal-options.js";
@@ -45,6 +45,8 @@ export class DmaDomain implements DMA_DOMAIN, FlushQueueHost {
   readonly #iommu: Iommu;
   readonly #events: EventBus;
   readonly #counters: Counters;
+  readonly #pageInvalidations: CounterCell;
+  readonly #invalidateListened: ListenerFlag;
   #destroyed = false;
 
   constructor(
@@ -59,6 +61,8 @@ export class DmaDomain implements DMA_DOMAIN, FlushQueueHost {
     this.#iommu = iommu;
     this.#events = events;
     this.#counters = counters;
+    this.#pageInvalidations = counters.cell("hal.remap.invalidate.page");
+    this.#invalidateListened = events.listenerFlag("dma.invalidate");
     this.#lazy = options.remapping === "lazy";
     this.hardware = iommu.createDomain();
     this.iova = new IovaAllocator(DOMAIN_APERTURE_PFN, counters, SEGMENT_BOUNDARY_PAGES);
@@ -85,8 +89,8 @@ export class DmaDomain implements DMA_DOMAIN, FlushQueueHost {
   /** Strict unmap: a page-selective invalidation of [iova, +pages) on every unit of the domain. */
   invalidatePages(iova: number, pages: number): void {
     this.#iommu.flushRange(this.hardware, iova, pages, true);
-    this.#counters.add("hal.remap.invalidate.page");
-    if (this.#events.hasListeners("dma.invalidate")) {
+    this.#pageInvalidations.value++;
+    if (this.#invalidateListened.active) {
       this.#events.emit("dma.invalidate", { domain: this.id, kind: "page", iova, pages, ranges: 1 });
     }
   }

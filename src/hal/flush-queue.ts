@@ -12,7 +12,7 @@
  */
 import { PlatformError } from "../platform/platform-error.js";
 import type { Scheduler, TimerHandle } from "../platform/scheduler.js";
-import type { Counters } from "../trace/counters.js";
+import type { CounterCell, Counters } from "../trace/counters.js";
 
 /** How a queued range goes back: allocFast's rcache path or allocRange's. */
 export const QueuedRangeKind = { Fast: 0, Range: 1 } as const;
@@ -30,6 +30,7 @@ export class FlushQueue {
   readonly timeoutNs: number;
   readonly #scheduler: Scheduler;
   readonly #counters: Counters;
+  readonly #entries: CounterCell;
   readonly #host: FlushQueueHost;
   readonly #label: string;
   readonly #pfns: Float64Array;
@@ -68,6 +69,7 @@ export class FlushQueue {
     this.timeoutNs = timeoutNs;
     this.#scheduler = scheduler;
     this.#counters = counters;
+    this.#entries = counters.cell("hal.flushqueue.entries");
     this.#host = host;
     this.#label = label;
     this.#pfns = new Float64Array(capacity);
@@ -105,7 +107,7 @@ export class FlushQueue {
     this.#pages[i] = pages;
     this.#kinds[i] = kind;
     this.#queuedPages += pages;
-    this.#counters.add("hal.flushqueue.entries");
+    this.#entries.value++;
     if (this.#length === this.capacity) {
       this.#counters.add("hal.flushqueue.full");
       this.flush();

@@ -30,7 +30,7 @@ import { formatAddress, PAGE_SIZE, spanPages } from "../platform/page.js";
 import { PlatformError } from "../platform/platform-error.js";
 import { Scheduler } from "../platform/scheduler.js";
 import { type CounterCell, Counters } from "../trace/counters.js";
-import { EventBus } from "../trace/event-bus.js";
+import { EventBus, type ListenerFlag } from "../trace/event-bus.js";
 import { AdapterObject } from "./adapter-object.js";
 import { CommonBufferVector, vectorLayout } from "./common-buffer-vector.js";
 import { DmaArbiter } from "./dma-arbiter.js";
@@ -146,6 +146,7 @@ export const SCATTER_GATHER_OWNER = "hal.sglist";
 class ListRecord {
   /** PutScatterGatherList was called: a second put is a double free. */
   put = false;
+  readonly #brand = true;
   /** Index in the dispatcher's array of live lists while not put back. */
   slot = -1;
   /** BuildMdlFromScatterGatherList was called (a second call is STATUS_NONE_MAPPED). */
@@ -169,6 +170,11 @@ class ListRecord {
     /** Made by a V3 routine: Put invalidates CPU caches after a device-to-memory transfer. */
     readonly v3: boolean,
   ) {}
+
+  /** `instanceof`, by private name (see AdapterObject.is). */
+  static is(value: unknown): value is ListRecord {
+    return typeof value === "object" && value !== null && #brand in value;
+  }
 }
 
 /**
@@ -248,6 +254,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   private readonly mapBytes: CounterCell;
   private readonly listsGot: CounterCell;
   private readonly listsPutBack: CounterCell;
+  private readonly listListened: ListenerFlag;
   /** Adapters handed out and not released; released ones are only remembered for bug check 0x18. */
   private readonly adapters = new Set<AdapterObject>();
   private readonly releasedAdapters = new WeakSet<AdapterObject>();
@@ -291,6 +298,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     this.mapBytes = counters.cell("hal.map.bytes");
     this.listsGot = counters.cell("hal.sglist.get");
     this.listsPutBack = counters.cell("hal.sglist.put");
+    this.listListened = events.listenerFlag("dma.sglist");
   }
 
   // ------------------------------------------------------------------ for the Hal
@@ -328,7 +336,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
    * HAL: they stay counted in Hal.resources(). Requests still queued are dropped, never run.
    */
   PutDmaAdapter(DmaAdapter: DMA_ADAPTER): void {
-    const adapter = this.enter(DmaAdapter, "PutDmaAdapter");
+    const adapter = this.enter(DmaAdapter, MEMBERS.PutDmaAdapter);
     const dropped = this.arbiter.close(adapter);
     for (const request of dropped) request.cleanup?.(request);
     for (const va of this.lookasides.get(adapter)!.drain()) this.kernel.free(va);
@@ -344,7 +352,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   }
 
   AllocateCommonBuffer(DmaAdapter: DMA_ADAPTER, Length: number, CacheEnabled: boolean): CommonBufferResult {
-    const adapter = this.enter(DmaAdapter, "AllocateCommonBuffer");
+    const adapter = this.enter(DmaAdapter, MEMBERS.AllocateCommonBuffer);
     if (!isUlong(Length) || Length === 0) return NULL_COMMON_BUFFER;
     return this.allocateCommon(adapter, {
       length: Length,
@@ -362,7 +370,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     VirtualAddress: PVOID,
     CacheEnabled: boolean,
   ): void {
-    const adapter = this.enter(DmaAdapter, "FreeCommonBuffer");
+    const adapter = this.enter(DmaAdapter, MEMBERS.FreeCommonBuffer);
     const record = this.commonBuffers.get(VirtualAddress);
     if (record === undefined) {
       if (this.commonBuffersFreed.has(VirtualAddress)) {
@@ -415,7 +423,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     ExecutionRoutine: DRIVER_CONTROL,
     Context: unknown,
   ): NTSTATUS {
-    const adapter = this.enter(DmaAdapter, "AllocateAdapterChannel");
+    const adapter = this.enter(DmaAdapter, MEMBERS.AllocateAdapterChannel);
     if (
       !isDeviceObject(DeviceObject) ||
       !isUlong(NumberOfMapRegisters) ||
@@ -452,7 +460,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     Length: number,
     WriteToDevice: boolean,
   ): boolean {
-    const adapter = this.enter(DmaAdapter, "FlushAdapterBuffers");
+    const adapter = this.enter(DmaAdapter, MEMBERS.FlushAdapterBuffers);
     const mdl = this.residentMdl(Mdl);
     this.checkMdlRange(mdl, CurrentVa, Length, true);
     const grant = this.grantOf(adapter, MapRegisterBase, "FlushAdapterBuffers");
@@ -473,7 +481,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   }
 
   FreeAdapterChannel(DmaAdapter: DMA_ADAPTER): void {
-    const adapter = this.enter(DmaAdapter, "FreeAdapterChannel");
+    const adapter = this.enter(DmaAdapter, MEMBERS.FreeAdapterChannel);
     this.checkChannelOwned(adapter, "FreeAdapterChannel");
     this.arbiter.releaseChannel(adapter, false);
   }
@@ -483,7 +491,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     MapRegisterBase: MAP_REGISTER_BASE | undefined,
     NumberOfMapRegisters: number,
   ): void {
-    const adapter = this.enter(DmaAdapter, "FreeMapRegisters");
+    const adapter = this.enter(DmaAdapter, MEMBERS.FreeMapRegisters);
     if (MapRegisterBase === undefined) return;
     const grant = this.grants.lookup(MapRegisterBase);
     if (grant === undefined) {
@@ -538,7 +546,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     Length: number,
     WriteToDevice: boolean,
   ): { readonly LogicalAddress: PHYSICAL_ADDRESS; readonly Length: number } {
-    const adapter = this.enter(DmaAdapter, "MapTransfer");
+    const adapter = this.enter(DmaAdapter, MEMBERS.MapTransfer);
     const mdl = this.residentMdl(Mdl);
     this.checkMdlRange(mdl, CurrentVa, Length, false);
     const grant = this.grantOf(adapter, MapRegisterBase, "MapTransfer");
@@ -565,13 +573,13 @@ export class HalDmaOperations implements DMA_OPERATIONS {
 
   /** GetDmaAlignment: x86/x64 DMA needs no alignment (1; AlignmentRequirement FILE_BYTE_ALIGNMENT). */
   GetDmaAlignment(DmaAdapter: DMA_ADAPTER): number {
-    this.enter(DmaAdapter, "GetDmaAlignment");
+    this.enter(DmaAdapter, MEMBERS.GetDmaAlignment);
     return 1;
   }
 
   /** ReadDmaCounter: only a system DMA controller counts; a bus master has nothing to report (0). */
   ReadDmaCounter(DmaAdapter: DMA_ADAPTER): number {
-    this.enter(DmaAdapter, "ReadDmaCounter");
+    this.enter(DmaAdapter, MEMBERS.ReadDmaCounter);
     return 0;
   }
 
@@ -585,7 +593,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     Context: unknown,
     WriteToDevice: boolean,
   ): NTSTATUS {
-    const adapter = this.enter(DmaAdapter, "GetScatterGatherList");
+    const adapter = this.enter(DmaAdapter, MEMBERS.GetScatterGatherList);
     const mdl = this.residentMdl(Mdl);
     if (typeof ExecutionRoutine !== "function" || !isDeviceObject(DeviceObject))
       return STATUS_INVALID_PARAMETER;
@@ -611,7 +619,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     ScatterGather: SCATTER_GATHER_LIST,
     WriteToDevice: boolean,
   ): void {
-    const adapter = this.enter(DmaAdapter, "PutScatterGatherList");
+    const adapter = this.enter(DmaAdapter, MEMBERS.PutScatterGatherList);
     const record = this.listRecord(ScatterGather);
     if (record === undefined || record.put) {
       if (record !== undefined) {
@@ -680,7 +688,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     readonly ScatterGatherListSize: number;
     readonly NumberOfMapRegisters: number;
   } {
-    const adapter = this.enter(DmaAdapter, "CalculateScatterGatherList");
+    const adapter = this.enter(DmaAdapter, MEMBERS.CalculateScatterGatherList);
     let registers: number;
     if (!isUlong(Length))
       return { Status: STATUS_BUFFER_TOO_SMALL, ScatterGatherListSize: 0, NumberOfMapRegisters: 0 };
@@ -727,7 +735,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     ScatterGatherBuffer: PVOID,
     ScatterGatherLength: number,
   ): NTSTATUS {
-    const adapter = this.enter(DmaAdapter, "BuildScatterGatherList");
+    const adapter = this.enter(DmaAdapter, MEMBERS.BuildScatterGatherList);
     const mdl = this.residentMdl(Mdl);
     if (
       typeof ExecutionRoutine !== "function" ||
@@ -764,7 +772,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     ScatterGather: SCATTER_GATHER_LIST,
     OriginalMdl: MDL | undefined,
   ): { readonly Status: NTSTATUS; readonly TargetMdl: MDL | undefined } {
-    const adapter = this.enter(DmaAdapter, "BuildMdlFromScatterGatherList");
+    const adapter = this.enter(DmaAdapter, MEMBERS.BuildMdlFromScatterGatherList);
     const record = this.listRecord(ScatterGather);
     if (
       OriginalMdl === undefined ||
@@ -790,7 +798,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   // ------------------------------------------------------------------ version 3
 
   GetDmaAdapterInfo(DmaAdapter: DMA_ADAPTER, AdapterInfo: DMA_ADAPTER_INFO): NTSTATUS {
-    const adapter = this.enter(DmaAdapter, "GetDmaAdapterInfo");
+    const adapter = this.enter(DmaAdapter, MEMBERS.GetDmaAdapterInfo);
     if (typeof AdapterInfo !== "object" || AdapterInfo === null) return STATUS_INVALID_PARAMETER;
     if (AdapterInfo.Version !== DMA_ADAPTER_INFO_VERSION1) return STATUS_NOT_SUPPORTED;
     const { scatterGather, numberOfMapRegisters, addressBits } = adapter.capabilities;
@@ -812,7 +820,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     _WriteOnly: boolean,
     TransferInfo: DMA_TRANSFER_INFO,
   ): NTSTATUS {
-    const adapter = this.enter(DmaAdapter, "GetDmaTransferInfo");
+    const adapter = this.enter(DmaAdapter, MEMBERS.GetDmaTransferInfo);
     if (typeof TransferInfo !== "object" || TransferInfo === null) return STATUS_INVALID_PARAMETER;
     const version = TransferInfo.Version;
     if (version !== DMA_TRANSFER_INFO_VERSION1 && version !== DMA_TRANSFER_INFO_VERSION2)
@@ -841,7 +849,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   }
 
   InitializeDmaTransferContext(DmaAdapter: DMA_ADAPTER, DmaTransferContext: DMA_TRANSFER_CONTEXT): NTSTATUS {
-    this.enter(DmaAdapter, "InitializeDmaTransferContext");
+    this.enter(DmaAdapter, MEMBERS.InitializeDmaTransferContext);
     if (!(DmaTransferContext instanceof DMA_TRANSFER_CONTEXT)) return STATUS_INVALID_PARAMETER;
     if (transferContextState(DmaTransferContext)?.phase === "pending") return STATUS_INVALID_PARAMETER;
     DmaTransferContext.Reserved = new TransferContextState();
@@ -855,7 +863,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     CacheEnabled: boolean,
     PreferredNode: NODE_REQUIREMENT,
   ): CommonBufferResult {
-    const adapter = this.enter(DmaAdapter, "AllocateCommonBufferEx");
+    const adapter = this.enter(DmaAdapter, MEMBERS.AllocateCommonBufferEx);
     if (!isUlong(Length) || Length === 0 || !isNode(PreferredNode)) return NULL_COMMON_BUFFER;
     if (MaximumAddress !== undefined && !isAddress(MaximumAddress)) return NULL_COMMON_BUFFER;
     return this.allocateCommon(adapter, {
@@ -877,7 +885,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     ExecutionContext: unknown,
     WantMapRegisterBase: boolean,
   ): { readonly Status: NTSTATUS; readonly MapRegisterBase: MAP_REGISTER_BASE | undefined } {
-    const adapter = this.enter(DmaAdapter, "AllocateAdapterChannelEx");
+    const adapter = this.enter(DmaAdapter, MEMBERS.AllocateAdapterChannelEx);
     const failed = (Status: NTSTATUS): { Status: NTSTATUS; MapRegisterBase: undefined } => ({
       Status,
       MapRegisterBase: undefined,
@@ -923,7 +931,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
 
   /** ConfigureAdapterChannel: controller functions exist only for system DMA; none is known here. */
   ConfigureAdapterChannel(DmaAdapter: DMA_ADAPTER, _FunctionNumber: number, _Context: unknown): NTSTATUS {
-    this.enter(DmaAdapter, "ConfigureAdapterChannel");
+    this.enter(DmaAdapter, MEMBERS.ConfigureAdapterChannel);
     return STATUS_NOT_IMPLEMENTED;
   }
 
@@ -932,7 +940,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     DeviceObject: DEVICE_OBJECT,
     DmaTransferContext: DMA_TRANSFER_CONTEXT,
   ): boolean {
-    const adapter = this.enter(DmaAdapter, "CancelAdapterChannel");
+    const adapter = this.enter(DmaAdapter, MEMBERS.CancelAdapterChannel);
     const context = transferContextState(DmaTransferContext);
     if (context === undefined) return false;
     if (context.phase === "initialized") {
@@ -971,7 +979,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     readonly Length: number;
     readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined;
   } {
-    const adapter = this.enter(DmaAdapter, "MapTransferEx");
+    const adapter = this.enter(DmaAdapter, MEMBERS.MapTransferEx);
     const failed = (
       Status: NTSTATUS,
     ): { Status: NTSTATUS; Length: number; ScatterGatherList: undefined } => ({
@@ -1041,7 +1049,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     _CompletionContext: unknown,
     WantScatterGatherList: boolean,
   ): { readonly Status: NTSTATUS; readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined } {
-    const adapter = this.enter(DmaAdapter, "GetScatterGatherListEx");
+    const adapter = this.enter(DmaAdapter, MEMBERS.GetScatterGatherListEx);
     const result = this.requestListEx(adapter, {
       DeviceObject,
       DmaTransferContext,
@@ -1075,7 +1083,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     DmaCompletionRoutine: DMA_COMPLETION_ROUTINE | undefined,
     _CompletionContext: unknown,
   ): { readonly Status: NTSTATUS; readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined } {
-    const adapter = this.enter(DmaAdapter, "BuildScatterGatherListEx");
+    const adapter = this.enter(DmaAdapter, MEMBERS.BuildScatterGatherListEx);
     if (!isUlong(ScatterGatherLength))
       return { Status: STATUS_INVALID_PARAMETER, ScatterGatherList: undefined };
     const result = this.requestListEx(adapter, {
@@ -1103,7 +1111,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     Length: number,
     WriteToDevice: boolean,
   ): NTSTATUS {
-    const adapter = this.enter(DmaAdapter, "FlushAdapterBuffersEx");
+    const adapter = this.enter(DmaAdapter, MEMBERS.FlushAdapterBuffersEx);
     const mdl = this.residentMdl(Mdl);
     if (!this.validChainRange(mdl, Offset, Length)) return STATUS_INVALID_PARAMETER;
     const grant = this.grantOf(adapter, MapRegisterBase, "FlushAdapterBuffersEx");
@@ -1127,7 +1135,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   }
 
   FreeAdapterObject(DmaAdapter: DMA_ADAPTER, AllocationAction: IO_ALLOCATION_ACTION): void {
-    const adapter = this.enter(DmaAdapter, "FreeAdapterObject");
+    const adapter = this.enter(DmaAdapter, MEMBERS.FreeAdapterObject);
     if (
       AllocationAction !== KeepObject &&
       AllocationAction !== DeallocateObject &&
@@ -1147,7 +1155,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
 
   /** CancelMappedTransfer: only a system DMA transfer can be cancelled; a bus master has none. */
   CancelMappedTransfer(DmaAdapter: DMA_ADAPTER, _DmaTransferContext: DMA_TRANSFER_CONTEXT): NTSTATUS {
-    this.enter(DmaAdapter, "CancelMappedTransfer");
+    this.enter(DmaAdapter, MEMBERS.CancelMappedTransfer);
     return STATUS_NOT_SUPPORTED;
   }
 
@@ -1164,7 +1172,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     readonly LogicalAddress: PHYSICAL_ADDRESS;
     readonly VirtualAddress: PVOID;
   } {
-    const adapter = this.enter(DmaAdapter, "AllocateDomainCommonBuffer");
+    const adapter = this.enter(DmaAdapter, MEMBERS.AllocateDomainCommonBuffer);
     const failed = (Status: NTSTATUS): { Status: NTSTATUS; LogicalAddress: 0; VirtualAddress: 0 } => ({
       Status,
       LogicalAddress: 0,
@@ -1204,26 +1212,26 @@ export class HalDmaOperations implements DMA_OPERATIONS {
 
   /** FlushDmaBuffer: KeFlushIoBuffers for one adapter; ReadOperation (device writes) invalidates. */
   FlushDmaBuffer(DmaAdapter: DMA_ADAPTER, Mdl: MDL, ReadOperation: boolean): NTSTATUS {
-    this.enter(DmaAdapter, "FlushDmaBuffer");
+    this.enter(DmaAdapter, MEMBERS.FlushDmaBuffer);
     if (!isLiveMdl(Mdl) || !Mdl.resident) return STATUS_INVALID_PARAMETER;
     this.cacheMaintenance(Mdl, 0, Mdl.byteCount, ReadOperation ? "invalidate" : "flush");
     return STATUS_SUCCESS;
   }
 
   JoinDmaDomain(DmaAdapter: DMA_ADAPTER, DomainHandle: DMA_DOMAIN): NTSTATUS {
-    const adapter = this.enter(DmaAdapter, "JoinDmaDomain");
+    const adapter = this.enter(DmaAdapter, MEMBERS.JoinDmaDomain);
     if (!adapter.strategy.remapping) return STATUS_NOT_SUPPORTED;
     return this.lowerStatus(() => this.remap.joinDomain(adapter, DomainHandle));
   }
 
   LeaveDmaDomain(DmaAdapter: DMA_ADAPTER): NTSTATUS {
-    const adapter = this.enter(DmaAdapter, "LeaveDmaDomain");
+    const adapter = this.enter(DmaAdapter, MEMBERS.LeaveDmaDomain);
     if (!adapter.strategy.remapping) return STATUS_NOT_SUPPORTED;
     return this.lowerStatus(() => this.remap.leaveDomain(adapter));
   }
 
   GetDmaDomain(DmaAdapter: DMA_ADAPTER): DMA_DOMAIN | undefined {
-    const adapter = this.enter(DmaAdapter, "GetDmaDomain");
+    const adapter = this.enter(DmaAdapter, MEMBERS.GetDmaDomain);
     if (!adapter.strategy.remapping) return undefined;
     return this.lower(() => this.remap.getDomain(adapter), "GetDmaDomain");
   }
@@ -1237,7 +1245,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     CacheType: MEMORY_CACHING_TYPE | undefined,
     PreferredNode: NODE_REQUIREMENT,
   ): CommonBufferResult {
-    const adapter = this.enter(DmaAdapter, "AllocateCommonBufferWithBounds");
+    const adapter = this.enter(DmaAdapter, MEMBERS.AllocateCommonBufferWithBounds);
     const cacheEnabled = cachingOf(CacheType, true);
     if (
       !isUlong(Length) ||
@@ -1275,7 +1283,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     NumberOfElements: number,
     SizeOfElements: number,
   ): { readonly Status: NTSTATUS; readonly VectorOut: DMA_COMMON_BUFFER_VECTOR | undefined } {
-    const adapter = this.enter(DmaAdapter, "AllocateCommonBufferVector", false);
+    const adapter = this.enter(DmaAdapter, MEMBERS.AllocateCommonBufferVector, false);
     this.checkVectorIrql("passive", "AllocateCommonBufferVector");
     const cacheEnabled = cachingOf(CacheType, true);
     if (
@@ -1323,7 +1331,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     VectorIn: DMA_COMMON_BUFFER_VECTOR,
     Index: number,
   ): { readonly VirtualAddressOut: PVOID; readonly LogicalAddressOut: PHYSICAL_ADDRESS } {
-    const adapter = this.enter(DmaAdapter, "GetCommonBufferFromVectorByIndex", false);
+    const adapter = this.enter(DmaAdapter, MEMBERS.GetCommonBufferFromVectorByIndex, false);
     this.checkVectorIrql("at-most-dispatch", "GetCommonBufferFromVectorByIndex");
     const vector = this.vectorElement(adapter, VectorIn, Index);
     const { virtualAddress, logicalAddress } = vector.addresses(Index);
@@ -1335,7 +1343,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     VectorIn: DMA_COMMON_BUFFER_VECTOR,
     Index: number,
   ): void {
-    const adapter = this.enter(DmaAdapter, "FreeCommonBufferFromVector", false);
+    const adapter = this.enter(DmaAdapter, MEMBERS.FreeCommonBufferFromVector, false);
     this.checkVectorIrql("passive", "FreeCommonBufferFromVector");
     const vector = this.vectorElement(adapter, VectorIn, Index);
     const chunk = vector.free(Index);
@@ -1344,7 +1352,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   }
 
   FreeCommonBufferVector(DmaAdapter: DMA_ADAPTER, VectorIn: DMA_COMMON_BUFFER_VECTOR): void {
-    const adapter = this.enter(DmaAdapter, "FreeCommonBufferVector", false);
+    const adapter = this.enter(DmaAdapter, MEMBERS.FreeCommonBufferVector, false);
     this.checkVectorIrql("passive", "FreeCommonBufferVector");
     const vector = this.vectorOf(adapter, VectorIn);
     const live = vector.firstLive();
@@ -1367,7 +1375,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     Mdl: MDL,
     ExtendedConfigs: readonly DMA_COMMON_BUFFER_EXTENDED_CONFIGURATION[],
   ): { readonly Status: NTSTATUS; readonly LogicalAddress: PHYSICAL_ADDRESS } {
-    const adapter = this.enter(DmaAdapter, "CreateCommonBufferFromMdl");
+    const adapter = this.enter(DmaAdapter, MEMBERS.CreateCommonBufferFromMdl);
     const failed = (Status: NTSTATUS): { Status: NTSTATUS; LogicalAddress: 0 } => ({
       Status,
       LogicalAddress: 0,
@@ -1387,13 +1395,17 @@ export class HalDmaOperations implements DMA_OPERATIONS {
 
   // ------------------------------------------------------------------ validation
 
-  /** Steps 1 and 2 of every member: the adapter, its table version, the caller's IRQL. */
-  private enter(value: DMA_ADAPTER, name: DmaOperationName, irql = true): AdapterObject {
+  /**
+   * Steps 1 and 2 of every member: the adapter, its table version, the caller's IRQL. Callers
+   * pass `MEMBERS.Name`, a property load each call site resolves once.
+   */
+  private enter(value: DMA_ADAPTER, member: DmaOperationMember, irql = true): AdapterObject {
+    const name = member.name;
     if (value === undefined || value === null) {
       throw dmaViolation(DmaViolation.nullAdapter, 0, 0, 0, `${name}: the DMA_ADAPTER is NULL`);
     }
-    if (!(value instanceof AdapterObject) || !this.adapters.has(value)) {
-      if (value instanceof AdapterObject && this.releasedAdapters.has(value)) {
+    if (!AdapterObject.is(value) || !this.adapters.has(value)) {
+      if (AdapterObject.is(value) && this.releasedAdapters.has(value)) {
         throw dmaViolation(
           DmaViolation.releasedAdapter,
           value.id,
@@ -1409,7 +1421,6 @@ export class HalDmaOperations implements DMA_OPERATIONS {
         `${name}: the DMA_ADAPTER was not returned by this machine's IoGetDmaAdapter`,
       );
     }
-    const member = MEMBERS[name];
     if (member.version > value.capabilities.tableVersion) {
       throw halViolation(
         HalRule.memberBeyondTable,
@@ -1787,7 +1798,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   /** The record of a list this dispatcher built (put back or not); undefined for anything else. */
   private listRecord(list: SCATTER_GATHER_LIST): ListRecord | undefined {
     const record = hiddenReference(list);
-    return record instanceof ListRecord && record.dispatcher === this ? record : undefined;
+    return ListRecord.is(record) && record.dispatcher === this ? record : undefined;
   }
 
   private rememberList(record: ListRecord): void {
@@ -2144,7 +2155,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     list: SCATTER_GATHER_LIST,
     registers: number,
   ): void {
-    if (!this.events.hasListeners("dma.sglist")) return;
+    if (!this.listListened.active) return;
     let bytes = 0;
     for (const element of list.Elements) bytes += element.Length;
     this.events.emit("dma.sglist", {

@@ -27,7 +27,7 @@
 
 import { formatAddress, PAGE_SIZE } from "../platform/page.js";
 import { PlatformError } from "../platform/platform-error.js";
-import type { Counters } from "../trace/counters.js";
+import type { CounterCell, Counters } from "../trace/counters.js";
 import { IovaRcache } from "./iova-rcache.js";
 
 /** Highest PFN a 32-bit device reaches: the boundary of Linux's cached32_node. */
@@ -36,6 +36,9 @@ export const DMA32_LIMIT_PFN = 2 ** 20 - 1;
 export const MAX_SIZE_ALIGNMENT = 512;
 /** Sizes below this many pages are rounded up to a power of two by allocFast (Linux: 32). */
 const ROUND_UP_BELOW = 32;
+
+/** Where counts go when the allocator has no Counters (a standalone allocator in a test). */
+const UNCOUNTED = (): CounterCell => ({ value: 0 });
 
 const ALLOCATED = 0;
 const CACHED = 1;
@@ -46,7 +49,12 @@ export class IovaAllocator {
   readonly aperturePfn: number;
   /** No range of at most this many pages crosses a multiple of it (0: no boundary). */
   readonly boundaryPages: number;
-  readonly #counters: Counters | undefined;
+  readonly #rcacheHits: CounterCell;
+  readonly #rcacheMisses: CounterCell;
+  readonly #allocs: CounterCell;
+  readonly #frees: CounterCell;
+  readonly #searches: CounterCell;
+  readonly #exhausted: CounterCell;
   readonly #rcache: IovaRcache;
   /** Reserved ranges sorted by first PFN: [lo, hi] inclusive, and ALLOCATED, CACHED or RESERVED. */
   readonly #lo: number[] = [];
@@ -77,7 +85,13 @@ export class IovaAllocator {
     }
     this.aperturePfn = aperturePfn;
     this.boundaryPages = boundaryPages;
-    this.#counters = counters;
+    const cell = (name: string): CounterCell => counters?.cell(name) ?? UNCOUNTED();
+    this.#rcacheHits = cell("hal.iova.rcache.hit");
+    this.#rcacheMisses = cell("hal.iova.rcache.miss");
+    this.#allocs = cell("hal.iova.alloc");
+    this.#frees = cell("hal.iova.free");
+    this.#searches = cell("hal.iova.search");
+    this.#exhausted = cell("hal.iova.exhausted");
     this.#rcache = new IovaRcache((pfn) => this.#remove(this.#indexOf(pfn)));
   }
 
@@ -115,11 +129,11 @@ export class IovaAllocator {
       if (pfn !== undefined) {
         this.#state[this.#indexOf(pfn)] = ALLOCATED;
         this.#allocatedPages += size;
-        this.#counters?.add("hal.iova.rcache.hit");
-        this.#counters?.add("hal.iova.alloc");
+        this.#rcacheHits.value++;
+        this.#allocs.value++;
         return pfn;
       }
-      this.#counters?.add("hal.iova.rcache.miss");
+      this.#rcacheMisses.value++;
     }
     const align = Math.min(roundUpPowerOfTwo(size), MAX_SIZE_ALIGNMENT);
     let pfn = this.#allocate(size, limitPfn, 1, align);
@@ -136,7 +150,7 @@ export class IovaAllocator {
     const size = IovaAllocator.fastSize(pages);
     const index = this.#allocatedIndex(pfn, size);
     this.#allocatedPages -= size;
-    this.#counters?.add("hal.iova.free");
+    this.#frees.value++;
     if (IovaRcache.caches(size)) {
       this.#state[index] = CACHED;
       this.#rcache.insert(pfn, log2(size));
@@ -177,7 +191,7 @@ export class IovaAllocator {
     this.#checkPages(pages);
     const index = this.#allocatedIndex(pfn, pages);
     this.#allocatedPages -= pages;
-    this.#counters?.add("hal.iova.free");
+    this.#frees.value++;
     this.#remove(index);
   }
 
@@ -229,7 +243,7 @@ export class IovaAllocator {
     let pfn = this.#search(pages, ceiling, minPfn, align);
     if (pfn === undefined && ceiling < limitPfn) pfn = this.#search(pages, limitPfn, minPfn, align);
     if (pfn === undefined) {
-      this.#counters?.add("hal.iova.exhausted");
+      this.#exhausted.value++;
       return undefined;
     }
     const at = this.#insertAt;
@@ -238,8 +252,8 @@ export class IovaAllocator {
     this.#state.splice(at, 0, ALLOCATED);
     this.#allocatedPages += pages;
     if (hinted) this.#hint[reach] = pfn;
-    this.#counters?.add("hal.iova.alloc");
-    this.#counters?.add("hal.iova.search");
+    this.#allocs.value++;
+    this.#searches.value++;
     return pfn;
   }
 
@@ -357,6 +371,8 @@ export class IovaAllocator {
 
 export function roundUpPowerOfTwo(n: number): number {
   if (n <= 1) return 1;
+  // A shift while the result is a positive int32 (every map register count); powers beyond.
+  if (n <= 2 ** 30) return 1 << (32 - Math.clz32(n - 1));
   if (n <= 2 ** 31) return 2 ** (32 - Math.clz32(n - 1));
   return 2 ** Math.ceil(Math.log2(n));
 }

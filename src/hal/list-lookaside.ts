@@ -18,15 +18,17 @@ export class ListLookaside {
 
   /** A kept block of exactly `size` bytes, or undefined. */
   take(size: number): number | undefined {
+    const vas = this.#vas;
     const sizes = this.#sizes;
     for (let i = sizes.length - 1; i >= 0; i--) {
       if (sizes[i] !== size) continue;
-      const va = this.#vas[i]!;
-      const last = sizes.length - 1;
-      this.#vas[i] = this.#vas[last]!;
-      sizes[i] = sizes[last]!;
-      this.#vas.length = last;
-      sizes.length = last;
+      const va = vas[i]!;
+      const lastVa = vas.pop()!;
+      const lastSize = sizes.pop()!;
+      if (i < vas.length) {
+        vas[i] = lastVa;
+        sizes[i] = lastSize;
+      }
       return va;
     }
     return undefined;

@@ -34,8 +34,8 @@ import { Mdl } from "../platform/mdl.js";
 import { formatAddress, LARGE_PAGE_SIZE, PAGE_SIZE } from "../platform/page.js";
 import { PlatformError } from "../platform/platform-error.js";
 import { Scheduler } from "../platform/scheduler.js";
-import { Counters } from "../trace/counters.js";
-import { EventBus } from "../trace/event-bus.js";
+import { type CounterCell, Counters } from "../trace/counters.js";
+import { EventBus, type ListenerFlag } from "../trace/event-bus.js";
 import type { AdapterObject } from "./adapter-object.js";
 import { DmaDomain } from "./dma-domain.js";
 import type {
@@ -87,12 +87,18 @@ class RemapDevice {
 class RemapAdapter {
   /** Live map register files and common buffers of this adapter. */
   outstanding = 0;
+  readonly #brand = true;
 
   constructor(
     readonly device: RemapDevice,
     /** Highest IOVA PFN the device reaches. */
     readonly limitPfn: number,
   ) {}
+
+  /** `instanceof`, by private name (see AdapterObject.is). */
+  static is(value: unknown): value is RemapAdapter {
+    return typeof value === "object" && value !== null && #brand in value;
+  }
 }
 
 /**
@@ -124,6 +130,12 @@ export class IovaWindow implements MapRegisterFile {
   /** Bounce PFN of the first / last page of a piece, or NO_BOUNCE. */
   readonly heads: number[] = [];
   readonly tails: number[] = [];
+  readonly #brand = true;
+
+  /** `instanceof`, by private name (see AdapterObject.is). */
+  static is(value: unknown): value is IovaWindow {
+    return typeof value === "object" && value !== null && #brand in value;
+  }
 }
 
 /** A common buffer of the remapping path. */
@@ -160,6 +172,12 @@ export class RemapMapping implements DmaMappingStrategy {
   private readonly counters: Counters;
   private readonly bounce: SubpageBounce;
   private readonly bufferOwner: number;
+  private readonly maps: CounterCell;
+  private readonly mapPages: CounterCell;
+  private readonly unmaps: CounterCell;
+  private readonly mapListened: ListenerFlag;
+  private readonly unmapListened: ListenerFlag;
+  private readonly bounceListened: ListenerFlag;
   private readonly devices = new Map<number, RemapDevice>();
   private readonly domains = new Set<DmaDomain>();
   private readonly spareWindows: IovaWindow[] = [];
@@ -186,6 +204,12 @@ export class RemapMapping implements DmaMappingStrategy {
     this.bounce = new SubpageBounce(frames, cpu, counters);
     // The same owner as the direct path's common buffers: one name for "memory of common buffers".
     this.bufferOwner = frames.registerOwner("hal.common-buffer");
+    this.maps = counters.cell("hal.remap.map");
+    this.mapPages = counters.cell("hal.remap.map.pages");
+    this.unmaps = counters.cell("hal.remap.unmap");
+    this.mapListened = events.listenerFlag("dma.map");
+    this.unmapListened = events.listenerFlag("dma.unmap");
+    this.bounceListened = events.listenerFlag("dma.bounce");
   }
 
   // ------------------------------------------------------------------ adapters and domains
@@ -374,8 +398,10 @@ export class RemapMapping implements DmaMappingStrategy {
     }
     checkPiece(mdl, currentVa, length);
     const offset = currentVa - mdl.startVa;
-    const inPage = offset % PAGE_SIZE;
-    const firstPage = (offset - inPage) / PAGE_SIZE;
+    // Not `offset % PAGE_SIZE`: a difference of two doubles stays a double, and V8 computes a
+    // double `%` with a slow floating-point call.
+    const firstPage = Math.floor(offset / PAGE_SIZE);
+    const inPage = offset - firstPage * PAGE_SIZE;
     let span = Math.floor((inPage + length - 1) / PAGE_SIZE) + 1;
     const free = window.count - window.next;
     if (span > free) {
@@ -435,11 +461,11 @@ export class RemapMapping implements DmaMappingStrategy {
     window.tails[i] = tailPfn;
     window.next += span;
     window.bytesMapped += length;
-    this.counters.add("hal.remap.map");
-    this.counters.add("hal.remap.map.pages", span);
+    this.maps.value++;
+    this.mapPages.value += span;
     const logicalAddress = iova + inPage;
     if (headPfn !== NO_BOUNCE || tailPfn !== NO_BOUNCE) this.announceBounce(window, i, "in");
-    if (this.events.hasListeners("dma.map")) {
+    if (this.mapListened.active) {
       this.events.emit("dma.map", {
         adapter: adapter.id,
         requesterId: device.requesterId ?? -1,
@@ -649,7 +675,7 @@ export class RemapMapping implements DmaMappingStrategy {
 
   private state(adapter: AdapterObject): RemapAdapter {
     const state = adapter.mapping;
-    if (!(state instanceof RemapAdapter)) {
+    if (!RemapAdapter.is(state)) {
       throw new PlatformError(
         "bad-handle",
         `adapter ${String(adapter.id)} is not open on the remapping path`,
@@ -659,7 +685,7 @@ export class RemapMapping implements DmaMappingStrategy {
   }
 
   private window(file: MapRegisterFile | undefined): IovaWindow {
-    if (!(file instanceof IovaWindow) || !file.live) {
+    if (!IovaWindow.is(file) || !file.live) {
       throw new PlatformError("bad-handle", "not a live map register file of the remapping path");
     }
     return file;
@@ -735,7 +761,7 @@ export class RemapMapping implements DmaMappingStrategy {
     const domain = window.domain;
     const strict = domain.strict;
     const table = domain.hardware;
-    const listening = this.events.hasListeners("dma.unmap");
+    const listening = this.unmapListened.active;
     // A strict flush invalidates each run of consecutive window pages once.
     let runFirst = -1;
     let runEnd = -1;
@@ -754,7 +780,7 @@ export class RemapMapping implements DmaMappingStrategy {
       if (!writeToDevice) this.copyOutBounced(window, i, pieceMdl);
       table.unmap(iova, span * PAGE_SIZE);
       window.bytesMapped -= length;
-      this.counters.add("hal.remap.unmap");
+      this.unmaps.value++;
       if (strict) {
         if (page !== runEnd) {
           if (runFirst >= 0) domain.invalidatePages((window.pfn + runFirst) * PAGE_SIZE, runEnd - runFirst);
@@ -832,7 +858,7 @@ export class RemapMapping implements DmaMappingStrategy {
 
   /** "dma.bounce" for the sub-page bounce pages of piece `i`: copied in at map, out at flush. */
   private announceBounce(window: IovaWindow, i: number, direction: "in" | "out"): void {
-    if (!this.events.hasListeners("dma.bounce")) return;
+    if (!this.bounceListened.active) return;
     const mdl = window.mdls[i]!;
     const inPage = (window.vas[i]! - mdl.startVa) % PAGE_SIZE;
     const length = window.lengths[i]!;

@@ -41,7 +41,7 @@ export function appendElement(elements: SCATTER_GATHER_ELEMENT[], piece: MappedP
   while (left > 0) {
     const boundary = (Math.floor(address / FOUR_GIB) + 1) * FOUR_GIB;
     const length = Math.min(left, boundary - address);
-    const last = elements[elements.length - 1];
+    const last = elements.length > 0 ? elements[elements.length - 1]! : undefined;
     if (last !== undefined && last.Address + last.Length === address && address % FOUR_GIB !== 0) {
       elements[elements.length - 1] = { Address: last.Address, Length: last.Length + length, Reserved: 0 };
     } else {

@@ -83,7 +83,10 @@ export function writeTableEntry(table: Uint32Array, word: number, pfn: number): 
   table[word] = ((pfn % 0x100000) * 4096 + PTE_PERMISSIONS) >>> 0;
 }
 
-/** Writes a leaf entry for the page-aligned `address`; `flags` is PTE_PAGE_SIZE or 0. */
+/**
+ * Writes a leaf entry for the page-aligned `address`; `flags` is PTE_PAGE_SIZE or 0. The low
+ * word is ToUint32 of the sum (the bits below 12 are free, so nothing carries into bit 32).
+ */
 export function writeLeafEntry(
   table: Uint32Array,
   word: number,
@@ -92,5 +95,5 @@ export function writeLeafEntry(
   flags: number,
 ): void {
   table[word + 1] = Math.floor(address / TWO_POW_32);
-  table[word] = ((address % TWO_POW_32) + permissions + flags) >>> 0;
+  table[word] = (address + permissions + flags) >>> 0;
 }

@@ -404,15 +404,23 @@ function splitCost(level: number, base: number, s: number, e: number): number {
   return cost;
 }
 
+/**
+ * A multiple of PAGE_SIZE, for a safe integer. Division by a power of two is exact, and this
+ * avoids `%` on addresses above 2^31, which V8 computes with a slow floating-point call.
+ */
+function isPageMultiple(value: number): boolean {
+  return Math.floor(value / PAGE_SIZE) * PAGE_SIZE === value;
+}
+
 /** Throws unless [address, address + size) is page aligned, non-empty and below 2^bits. */
 function checkRange(address: number, size: number, what: string, bits: number): void {
   if (
     Number.isSafeInteger(address) &&
     address >= 0 &&
-    address % PAGE_SIZE === 0 &&
+    isPageMultiple(address) &&
     Number.isSafeInteger(size) &&
     size > 0 &&
-    size % PAGE_SIZE === 0 &&
+    isPageMultiple(size) &&
     address + size <= (bits === IOVA_BITS ? IOVA_LIMIT : PHYSICAL_LIMIT)
   ) {
     return;

@@ -235,7 +235,7 @@ export class Iommu implements DmaRemapper {
   flushRange(domain: IommuDomain, iova: number, pages: number, invalidationHint = false): void {
     this.checkDomain(domain);
     if (
-      !(Number.isSafeInteger(iova) && iova >= 0 && iova % PAGE_SIZE === 0) ||
+      !(Number.isSafeInteger(iova) && iova >= 0 && Math.floor(iova / PAGE_SIZE) * PAGE_SIZE === iova) ||
       !(Number.isSafeInteger(pages) && pages > 0 && iova + pages * PAGE_SIZE <= IOVA_LIMIT)
     ) {
       throw badFlushRange(iova, pages);
@@ -283,7 +283,7 @@ export class Iommu implements DmaRemapper {
   }
 
   private checkDomain(domain: IommuDomain): void {
-    if (!(domain instanceof IommuDomain) || domain.iommu !== this) {
+    if (!IommuDomain.is(domain) || domain.iommu !== this) {
       throw new PlatformError("bad-handle", "the domain does not belong to this IOMMU");
     }
     if (domain.destroyed) throw new PlatformError("bad-handle", `domain ${domain.id} was destroyed`);

@@ -11,7 +11,7 @@ import { checkAddress, formatAddress, PAGE_SIZE } from "../platform/page.js";
 import { checkRequesterId } from "../platform/pci-address.js";
 import { PlatformError } from "../platform/platform-error.js";
 import type { CounterCell, Counters } from "../trace/counters.js";
-import type { EventBus } from "../trace/event-bus.js";
+import type { EventBus, ListenerFlag } from "../trace/event-bus.js";
 import { ContextCache } from "./context-cache.js";
 import {
   ADDRESS_HIGH_RESERVED,
@@ -96,8 +96,15 @@ export class RemappingUnit {
   readonly #host: RemappingUnitHost;
   readonly #views: TableViews;
   readonly #counters: Counters;
-  /** Bumped on every translation that hits: a cell, not a by-name lookup, on the hot path. */
+  /** Bumped on every translation or invalidation: cells, not by-name lookups, on the hot paths. */
   readonly #iotlbHits: CounterCell;
+  readonly #iotlbMisses: CounterCell;
+  readonly #contextHits: CounterCell;
+  readonly #contextMisses: CounterCell;
+  readonly #walks: CounterCell;
+  readonly #walkReads: CounterCell;
+  readonly #invalidations: Readonly<Record<IommuInvalidationKind, CounterCell>>;
+  readonly #invalidateListened: ListenerFlag;
   readonly #events: EventBus;
   readonly #iotlb: Iotlb;
   readonly #contextCache = new ContextCache();
@@ -120,6 +127,20 @@ export class RemappingUnit {
     this.#views = host.views;
     this.#counters = host.counters;
     this.#iotlbHits = host.counters.cell("iommu.iotlb.hit");
+    this.#iotlbMisses = host.counters.cell("iommu.iotlb.miss");
+    this.#contextHits = host.counters.cell("iommu.context-cache.hit");
+    this.#contextMisses = host.counters.cell("iommu.context-cache.miss");
+    this.#walks = host.counters.cell("iommu.walk");
+    this.#walkReads = host.counters.cell("iommu.walk.reads");
+    this.#invalidations = {
+      "context-global": host.counters.cell("iommu.invalidate.context-global"),
+      "context-domain": host.counters.cell("iommu.invalidate.context-domain"),
+      "context-device": host.counters.cell("iommu.invalidate.context-device"),
+      "iotlb-global": host.counters.cell("iommu.invalidate.iotlb-global"),
+      "iotlb-domain": host.counters.cell("iommu.invalidate.iotlb-domain"),
+      "iotlb-page": host.counters.cell("iommu.invalidate.iotlb-page"),
+    };
+    this.#invalidateListened = host.events.listenerFlag("iommu.invalidate");
     this.#events = host.events;
     this.#iotlb = new Iotlb(iotlbEntries);
     this.#domainIds[RESERVED_DOMAIN_ID] = 1;
@@ -164,9 +185,9 @@ export class RemappingUnit {
     }
     let context = this.#contextCache.lookup(sid);
     if (context >= 0) {
-      this.#counters.add("iommu.context-cache.hit");
+      this.#contextHits.value++;
     } else {
-      this.#counters.add("iommu.context-cache.miss");
+      this.#contextMisses.value++;
       context = this.#readContext(sid);
       if (context < 0) return this.#fault(sid, address, access, -context, this.#contextFpd, out);
     }
@@ -179,7 +200,7 @@ export class RemappingUnit {
       out.faultReason = 0;
       return true;
     }
-    this.#counters.add("iommu.iotlb.miss");
+    this.#iotlbMisses.value++;
     const word2 = this.#contextCache.word(context, 2);
     const addressWidth = word2 & CONTEXT_AW_MASK;
     if (address >= 2 ** (30 + 9 * addressWidth))
@@ -209,7 +230,7 @@ export class RemappingUnit {
     fpd: boolean,
     out: DmaTranslation,
   ): boolean {
-    this.#counters.add("iommu.walk");
+    this.#walks.value++;
     let pfn = rootPfn;
     let permissions = PTE_READ | PTE_WRITE;
     let reads = 0;
@@ -243,7 +264,7 @@ export class RemappingUnit {
         const base = Math.floor(address / size) * size;
         const physicalBase = entryAddress(low, high);
         this.#iotlb.insert(sid, did, level, address, physicalBase, permissions);
-        this.#counters.add("iommu.walk.reads", reads);
+        this.#walkReads.value += reads;
         out.physicalAddress = physicalBase + (address - base);
         out.length = base + size - address;
         out.faultReason = 0;
@@ -251,7 +272,7 @@ export class RemappingUnit {
       }
       pfn = entryPfn(low, high);
     }
-    this.#counters.add("iommu.walk.reads", reads);
+    this.#walkReads.value += reads;
     return this.#fault(sid, address, access, reason, fpd, out);
   }
 
@@ -339,14 +360,14 @@ export class RemappingUnit {
   /** CCMD with CIRG = 1 (global): O(1) through the context-cache generation. */
   invalidateContextGlobal(): void {
     this.#contextCache.invalidateAll();
-    this.#announce("context-global", "iommu.invalidate.context-global", 0, 0, 0, 0, 0);
+    this.#announce("context-global", 0, 0, 0, 0, 0);
   }
 
   /** CCMD with CIRG = 2 (domain-selective). */
   invalidateContextDomain(domainId: number): void {
     this.#checkDomainId(domainId);
     this.#contextCache.invalidateDomain(domainId);
-    this.#announce("context-domain", "iommu.invalidate.context-domain", domainId, 0, 0, 0, 0);
+    this.#announce("context-domain", domainId, 0, 0, 0, 0);
   }
 
   /** CCMD with CIRG = 3 (device-selective): SID, with FM 0-3 ignoring low function bits. */
@@ -356,20 +377,20 @@ export class RemappingUnit {
       throw new PlatformError("out-of-range", `function mask ${String(functionMask)} is not 0-3`);
     }
     this.#contextCache.invalidateDevice(requesterId, functionMask);
-    this.#announce("context-device", "iommu.invalidate.context-device", 0, requesterId, 0, 0, 0);
+    this.#announce("context-device", 0, requesterId, 0, 0, 0);
   }
 
   /** IOTLB_REG with IIRG = 1 (global). */
   invalidateIotlbGlobal(): void {
     const dropped = this.#iotlb.invalidateAll();
-    this.#announce("iotlb-global", "iommu.invalidate.iotlb-global", 0, 0, 0, 0, dropped);
+    this.#announce("iotlb-global", 0, 0, 0, 0, dropped);
   }
 
   /** IOTLB_REG with IIRG = 2 (domain-selective). */
   invalidateIotlbDomain(domainId: number): void {
     this.#checkDomainId(domainId);
     const dropped = this.#iotlb.invalidateDomain(domainId);
-    this.#announce("iotlb-domain", "iommu.invalidate.iotlb-domain", domainId, 0, 0, 0, dropped);
+    this.#announce("iotlb-domain", domainId, 0, 0, 0, dropped);
   }
 
   /**
@@ -394,7 +415,8 @@ export class RemappingUnit {
     if (!(Number.isSafeInteger(address) && address >= 0 && address < IOVA_LIMIT)) {
       checkAddress(address, "invalidation address", IOVA_BITS);
     }
-    if (address % bytes !== 0) {
+    // Not `%`: on addresses above 2^31 V8 computes it with a slow floating-point call.
+    if (Math.floor(address / bytes) * bytes !== address) {
       throw new PlatformError(
         "bad-address",
         `invalidation address ${formatAddress(address)} is not aligned to 2^${addressMask} pages`,
@@ -404,28 +426,20 @@ export class RemappingUnit {
       throw new PlatformError("out-of-range", "the invalidation hint must be a boolean");
     }
     const dropped = this.#iotlb.invalidateRange(domainId, address, bytes);
-    this.#announce(
-      "iotlb-page",
-      "iommu.invalidate.iotlb-page",
-      domainId,
-      0,
-      address,
-      2 ** addressMask,
-      dropped,
-    );
+    this.#announce("iotlb-page", domainId, 0, address, 2 ** addressMask, dropped);
   }
 
+  /** Counts an invalidation command ("iommu.invalidate.<kind>") and announces it. */
   #announce(
     kind: IommuInvalidationKind,
-    counter: string,
     domainId: number,
     requesterId: number,
     address: number,
     pages: number,
     dropped: number,
   ): void {
-    this.#counters.add(counter);
-    if (this.#events.hasListeners("iommu.invalidate")) {
+    this.#invalidations[kind].value++;
+    if (this.#invalidateListened.active) {
       this.#events.emit("iommu.invalidate", {
         unit: this.name,
         kind,

@@ -7,18 +7,26 @@ export type MachineEventArgs<K extends MachineEventName> = MachineEvents[K] exte
   : never;
 export type Disposer = () => void;
 
+/** Whether an event has listeners right now, kept current as listeners come and go. */
+export interface ListenerFlag {
+  readonly active: boolean;
+}
+
 /**
  * One typed event bus per machine. Layers emit; counters, tracing and exporters subscribe. The
  * core never formats output. `on` returns a disposer instead of exposing `off`.
  */
 export class EventBus {
   readonly #emitter = new EventEmitter();
+  readonly #flags = new Map<string, { active: boolean }>();
 
   on<K extends MachineEventName>(name: K, listener: (...args: MachineEventArgs<K>) => void): Disposer {
     const fn = listener as (...args: unknown[]) => void;
     this.#emitter.on(name, fn);
+    this.#refresh(name);
     return () => {
       this.#emitter.off(name, fn);
+      this.#refresh(name);
     };
   }
 
@@ -29,5 +37,23 @@ export class EventBus {
   /** True when someone listens: lets hot paths skip building a payload nobody reads. */
   hasListeners(name: MachineEventName): boolean {
     return this.#emitter.listenerCount(name) > 0;
+  }
+
+  /**
+   * hasListeners(name) as a live flag: a hot path takes it once and reads `active` on every
+   * call, instead of asking the emitter each time.
+   */
+  listenerFlag(name: MachineEventName): ListenerFlag {
+    let flag = this.#flags.get(name);
+    if (flag === undefined) {
+      flag = { active: this.hasListeners(name) };
+      this.#flags.set(name, flag);
+    }
+    return flag;
+  }
+
+  #refresh(name: string): void {
+    const flag = this.#flags.get(name);
+    if (flag !== undefined) flag.active = this.#emitter.listenerCount(name) > 0;
   }
 }

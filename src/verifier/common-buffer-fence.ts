@@ -87,7 +87,10 @@ export class CommonBufferFence {
     if (tailTag >= 0) {
       return { subCode: Overrun.tagAfter, p3: length, p4: va, address: va + length + tailTag, seenIn: view };
     }
-    const headPadding = lastDifference(head.subarray(0, PAGE_SIZE - TAG), this.#head.subarray(0, PAGE_SIZE - TAG));
+    const headPadding = lastDifference(
+      head.subarray(0, PAGE_SIZE - TAG),
+      this.#head.subarray(0, PAGE_SIZE - TAG),
+    );
     if (headPadding >= 0) {
       const address = va - PAGE_SIZE + headPadding;
       return { subCode: Overrun.paddingBefore, p3: va, p4: address, address, seenIn: view };

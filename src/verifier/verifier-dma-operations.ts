@@ -1246,7 +1246,10 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
   ): boolean {
     const free = file.count - file.used;
     const scatterGather = ledger.adapter.capabilities.scatterGather;
-    if (file.pieces.length > 0 && (exclusive || (Number.isFinite(free) && (scatterGather ? free === 0 : needed > free)))) {
+    if (
+      file.pieces.length > 0 &&
+      (exclusive || (Number.isFinite(free) && (scatterGather ? free === 0 : needed > free)))
+    ) {
       return this.refuse(ledger, {
         member,
         code: VerifierCode.notFlushed,

@@ -25,7 +25,10 @@ const MAX_VIOLATIONS = 100;
 
 class RogueFunction extends PciDevice {
   constructor(index: number) {
-    super({ name: `rogue-${index}`, vendorId: 0xbad0, deviceId: 0x0001, classCode: 0xff0000 }, { barSize: 4096 });
+    super(
+      { name: `rogue-${index}`, vendorId: 0xbad0, deviceId: 0x0001, classCode: 0xff0000 },
+      { barSize: 4096 },
+    );
   }
 
   /** `count` 8-byte writes at IOVA 0x7000_0000 + k * 4 KiB, none of them mapped. */
@@ -52,9 +55,9 @@ describe("fault storm", () => {
       verifier: { mode: "log", maxViolations: MAX_VIOLATIONS },
     });
     const functions = Array.from({ length: FUNCTIONS }, (_, i) => new RogueFunction(i));
-    functions.forEach((device, i) =>
-      rig.machine.pci.attach(device, { bus: 3, device: Math.floor(i / 8), function: i % 8, busMaster: true }),
-    );
+    for (const [i, device] of functions.entries()) {
+      rig.machine.pci.attach(device, { bus: 3, device: Math.floor(i / 8), function: i % 8, busMaster: true });
+    }
     // The verifier watches the card's first function: it gets an adapter (and so a domain).
     const description = {
       ...zeroedDeviceDescription(),

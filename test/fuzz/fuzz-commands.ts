@@ -99,7 +99,11 @@ const index = fc.nat({ max: 15 });
 const fraction = fc.double({ min: 0, max: 1, noNaN: true });
 const irql = fc.constantFrom<IrqlChoice>("right", "right", "right", "right", "right", "wrong");
 
-const open = fc.record({ kind: fc.constant("open" as const), device: fc.nat({ max: 1 }), description: fc.nat({ max: 7 }) });
+const open = fc.record({
+  kind: fc.constant("open" as const),
+  device: fc.nat({ max: 1 }),
+  description: fc.nat({ max: 7 }),
+});
 const put = fc.record({ kind: fc.constant("put" as const), adapter: index, irql });
 const buffer = fc.record({
   kind: fc.constant("buffer" as const),
@@ -111,10 +115,7 @@ const freeBuffer = fc.record({ kind: fc.constant("freeBuffer" as const), buffer:
 const allocateCommon = fc.record({
   kind: fc.constant("allocateCommon" as const),
   adapter: index,
-  length: fc.oneof(
-    fc.integer({ min: 1, max: 3 * 4096 }),
-    fc.constantFrom(0, -1, 1.5, 2 ** 32, Number.NaN),
-  ),
+  length: fc.oneof(fc.integer({ min: 1, max: 3 * 4096 }), fc.constantFrom(0, -1, 1.5, 2 ** 32, Number.NaN)),
   api: fc.nat({ max: 2 }),
   irql,
 });
@@ -122,7 +123,9 @@ const freeCommon = fc.record({
   kind: fc.constant("freeCommon" as const),
   adapter: index,
   target: index,
-  variant: fc.constantFrom("ok", "ok", "ok", "length", "freed", "foreign") as fc.Arbitrary<"ok" | "length" | "freed" | "foreign">,
+  variant: fc.constantFrom("ok", "ok", "ok", "length", "freed", "foreign") as fc.Arbitrary<
+    "ok" | "length" | "freed" | "foreign"
+  >,
   irql,
 });
 const getList = fc.record({
@@ -171,7 +174,9 @@ const flush = fc.record({
   adapter: index,
   grant: index,
   piece: index,
-  variant: fc.constantFrom("ok", "ok", "ok", "direction", "whole") as fc.Arbitrary<"ok" | "direction" | "whole">,
+  variant: fc.constantFrom("ok", "ok", "ok", "direction", "whole") as fc.Arbitrary<
+    "ok" | "direction" | "whole"
+  >,
   irql,
 });
 const freeRegisters = fc.record({
@@ -182,7 +187,12 @@ const freeRegisters = fc.record({
   irql,
 });
 const freeChannel = fc.record({ kind: fc.constant("freeChannel" as const), adapter: index, irql });
-const dma = fc.record({ kind: fc.constant("dma" as const), adapter: index, target: index, seed: fc.nat({ max: 255 }) });
+const dma = fc.record({
+  kind: fc.constant("dma" as const),
+  adapter: index,
+  target: index,
+  seed: fc.nat({ max: 255 }),
+});
 const rogue = fc.record({
   kind: fc.constant("rogue" as const),
   device: fc.nat({ max: 1 }),

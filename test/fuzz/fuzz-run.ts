@@ -1,7 +1,8 @@
 /**
  * How many sequences the fuzzer runs, and the property it checks for one remapping mode. CI runs
  * 2,000 sequences over the four modes (one test file per mode, so they spread over the cores);
- * DMA_FUZZ_RUNS=<n> runs n instead. The seed is fixed: a failure is reproduced by the same run.
+ * DMA_FUZZ_RUNS=<n> runs n instead. The seeds are fixed, so a failure comes back on the next run;
+ * DMA_FUZZ_SEED=<n> shifts them to explore other sequences.
  */
 import fc from "fast-check";
 import type { RemappingMode } from "../../src/machine/machine-options.js";
@@ -30,11 +31,12 @@ const verifierArbitrary = fc.constantFrom<FuzzVerifier>("off", "log", "bugcheck"
 /** Runs the fuzzer for `mode`; throws (with the shrunk sequence) when an invariant breaks. */
 export function fuzz(mode: RemappingMode, seed: number): FuzzTally {
   const tally = emptyTally();
+  const shift = Number(process.env.DMA_FUZZ_SEED ?? 0);
   fc.assert(
     fc.property(verifierArbitrary, sequenceArbitrary, (verifier, commands) => {
       new DmaFuzzHarness(mode, verifier, tally).run(commands);
     }),
-    { seed, numRuns: runsFor(mode) },
+    { seed: seed + (Number.isSafeInteger(shift) ? shift : 0), numRuns: runsFor(mode) },
   );
   return tally;
 }

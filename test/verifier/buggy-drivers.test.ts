@@ -350,7 +350,8 @@ const CASES: readonly BugCase<DmaTestDriver>[] = [
     setup: (rig) => rig.buffer(2048),
     act: (rig, buffer) => rig.read(buffer!),
     expected: (_r, buffer) => [0x1b, buffer!.va + 2048, buffer!.mdl.id, 0],
-    without: (_r, buffer, act) => expect(parametersOf(act)).toEqual([0x1b, buffer!.va + 2048, buffer!.mdl.id, 0]),
+    without: (_r, buffer, act) =>
+      expect(parametersOf(act)).toEqual([0x1b, buffer!.va + 2048, buffer!.mdl.id, 0]),
   }),
   bug({
     name: "0x1D a buffer mapped for the device twice at once",
@@ -371,7 +372,8 @@ const CASES: readonly BugCase<DmaTestDriver>[] = [
     setup: (rig) => rig.buffer(512, { offset: 64 }),
     act: (rig, buffer) => rig.read(buffer!),
     expected: (_r, buffer) => [0x1f, 1, buffer!.va - 1, buffer!.mdl.id],
-    without: (_r, buffer, act) => expect(parametersOf(act)).toEqual([0x1b, buffer!.va - 1, buffer!.mdl.id, 0]),
+    without: (_r, buffer, act) =>
+      expect(parametersOf(act)).toEqual([0x1b, buffer!.va - 1, buffer!.mdl.id, 0]),
   }),
   bug({
     name: "0x20 a flush of map registers never mapped",

@@ -5,17 +5,18 @@
  */
 import { describe, expect, it } from "vitest";
 import { BugCheck } from "../../src/hal/wdm/bug-check.js";
-import type { DmaViolationEvent } from "../../src/verifier/verifier-events.js";
 import { REMAPPING_MODES } from "../../src/machine/machine-options.js";
 import { PAGE_SIZE } from "../../src/platform/page.js";
 import { PlatformError } from "../../src/platform/platform-error.js";
 import { formatDmaReport } from "../../src/verifier/dma-report.js";
+import type { DmaViolationEvent } from "../../src/verifier/verifier-events.js";
 import { resolveVerifierOptions } from "../../src/verifier/verifier-options.js";
 import { VerifierCode } from "../../src/verifier/violation-codes.js";
 import { testPattern } from "./dma-test-device.js";
 import { CorrectDriver } from "./drivers/correct-driver.js";
 import { CorrectNarrowDriver } from "./drivers/correct-narrow-driver.js";
 import { CorrectPacketDriver } from "./drivers/correct-packet-driver.js";
+import type { DmaTestDriver } from "./drivers/dma-test-driver.js";
 import { DoublePutListDriver } from "./drivers/double-put-list-driver.js";
 import { LeakAtUnloadDriver } from "./drivers/leak-at-unload-driver.js";
 import { LeakedCommonBufferDriver } from "./drivers/leaked-common-buffer-driver.js";
@@ -23,10 +24,12 @@ import { StaleReadDriver } from "./drivers/stale-read-driver.js";
 import { VerifierRig } from "./verifier-rig.js";
 
 describe("the verifier on correct drivers", () => {
-  const drivers = [CorrectDriver, CorrectNarrowDriver, CorrectPacketDriver].map((driver) => [driver.name, driver] as const);
+  const drivers = [CorrectDriver, CorrectNarrowDriver, CorrectPacketDriver].map(
+    (driver) => [driver.name, driver] as const,
+  );
   describe.each(REMAPPING_MODES)("remapping %s", (remapping) => {
     it.each(drivers)("%s moves data both ways without a violation", (_name, driver) => {
-      const rig = new VerifierRig(driver, { machine: { remapping } });
+      const rig = new VerifierRig<DmaTestDriver>(driver, { machine: { remapping } });
       for (const options of [{}, { above4G: true }, { offset: 100 }]) {
         const buffer = rig.buffer(3 * PAGE_SIZE - 200, options);
         expect(rig.read(buffer).IoStatus.Status).toBe(0);
@@ -42,7 +45,11 @@ describe("the verifier on correct drivers", () => {
       expect(report!.outstanding).toEqual([]);
       rig.remove();
       expect(rig.verifier!.violationCount).toBe(0);
-      expect(rig.hal.resources()).toMatchObject({ adaptersOpen: 0, mapRegistersGranted: 0, scatterGatherLists: 0 });
+      expect(rig.hal.resources()).toMatchObject({
+        adaptersOpen: 0,
+        mapRegistersGranted: 0,
+        scatterGatherLists: 0,
+      });
     });
   });
 });
@@ -64,9 +71,13 @@ describe("switching the verifier on per driver or adapter", () => {
   });
 
   it("gives a driver its own mode: log for one driver on a bug check machine", () => {
-    const rig = new VerifierRig(LeakedCommonBufferDriver, { verifier: { mode: "bugcheck", drivers: { leakcb: "log" } } });
+    const rig = new VerifierRig(LeakedCommonBufferDriver, {
+      verifier: { mode: "bugcheck", drivers: { leakcb: "log" } },
+    });
     rig.stop();
-    expect(rig.verifier!.violations.map((v) => v.parameters)).toEqual([[VerifierCode.leftoverCommonBuffers, 1, 1, 0]]);
+    expect(rig.verifier!.violations.map((v) => v.parameters)).toEqual([
+      [VerifierCode.leftoverCommonBuffers, 1, 1, 0],
+    ]);
   });
 
   it("decides per adapter with select, which sees the requester id", () => {

@@ -10,14 +10,14 @@ import { Kernel } from "../../src/ddi/kernel.js";
 import { NonPagedPool } from "../../src/ddi/pool-type.js";
 import { Hal } from "../../src/hal/hal.js";
 import type { MDL } from "../../src/hal/wdm/device-object.js";
-import { MmCached } from "../../src/hal/wdm/dma-v3-types.js";
 import { IRP_MJ_DEVICE_CONTROL } from "../../src/hal/wdm/device-object.js";
+import { MmCached } from "../../src/hal/wdm/dma-v3-types.js";
 import { Machine } from "../../src/machine/machine.js";
 import type { MachineOptions } from "../../src/machine/machine-options.js";
 import { GiB, PAGE_SIZE } from "../../src/platform/page.js";
 import { DmaVerifier } from "../../src/verifier/dma-verifier.js";
-import type { VerifierOptions } from "../../src/verifier/verifier-options.js";
 import { verifierModule } from "../../src/verifier/verifier-module.js";
+import type { VerifierOptions } from "../../src/verifier/verifier-options.js";
 import { DmaTestDevice } from "./dma-test-device.js";
 import type { DmaTestDriver, DmaTestExtension } from "./drivers/dma-test-driver.js";
 import { IOCTL_DMA_TEST_RUN } from "./drivers/dma-test-registers.js";
@@ -122,7 +122,9 @@ export class VerifierRig<D extends DmaTestDriver = DmaTestDriver> {
   /** IOCTL_DMA_TEST_RUN: the driver's `control` step. */
   control(): Irp {
     const irp = this.io.createIrp(IRP_MJ_DEVICE_CONTROL, {
-      parameters: { DeviceIoControl: { IoControlCode: IOCTL_DMA_TEST_RUN, InputBufferLength: 0, OutputBufferLength: 0 } },
+      parameters: {
+        DeviceIoControl: { IoControlCode: IOCTL_DMA_TEST_RUN, InputBufferLength: 0, OutputBufferLength: 0 },
+      },
     });
     this.io.callDriver(this.node.fdo!, irp);
     this.machine.runUntilIdle();

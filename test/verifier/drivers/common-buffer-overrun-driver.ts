@@ -1,4 +1,10 @@
-import { type IRP, type NTSTATUS, type PVOID, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS } from "../../../src/ddi/index.js";
+import {
+  type IRP,
+  type NTSTATUS,
+  type PVOID,
+  STATUS_INSUFFICIENT_RESOURCES,
+  STATUS_SUCCESS,
+} from "../../../src/ddi/index.js";
 import { DmaTestDriver, type DmaTestExtension } from "./dma-test-driver.js";
 
 /**
@@ -31,6 +37,12 @@ export class CommonBufferOverrunDriver extends DmaTestDriver {
 
   protected override stopping(extension: DmaTestExtension): void {
     const { va, la } = this.buffer!;
-    this.ops(extension).FreeCommonBuffer(extension.adapter!, CommonBufferOverrunDriver.bufferLength, la, va, true);
+    this.ops(extension).FreeCommonBuffer(
+      extension.adapter!,
+      CommonBufferOverrunDriver.bufferLength,
+      la,
+      va,
+      true,
+    );
   }
 }

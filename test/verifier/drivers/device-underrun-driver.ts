@@ -1,4 +1,10 @@
-import { type IRP, type NTSTATUS, type PVOID, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS } from "../../../src/ddi/index.js";
+import {
+  type IRP,
+  type NTSTATUS,
+  type PVOID,
+  STATUS_INSUFFICIENT_RESOURCES,
+  STATUS_SUCCESS,
+} from "../../../src/ddi/index.js";
 import { DmaTestDriver, type DmaTestExtension } from "./dma-test-driver.js";
 
 /**
@@ -13,7 +19,11 @@ export class DeviceUnderrunDriver extends DmaTestDriver {
   buffer: { va: PVOID; la: number } | undefined;
 
   protected override started(extension: DmaTestExtension): number {
-    const { VirtualAddress, LogicalAddress } = this.ops(extension).AllocateCommonBuffer(extension.adapter!, 4096, true);
+    const { VirtualAddress, LogicalAddress } = this.ops(extension).AllocateCommonBuffer(
+      extension.adapter!,
+      4096,
+      true,
+    );
     if (VirtualAddress === 0) return STATUS_INSUFFICIENT_RESOURCES;
     this.buffer = { va: VirtualAddress, la: LogicalAddress };
     return STATUS_SUCCESS;

@@ -14,21 +14,21 @@
 import {
   ADDRESS_AND_SIZE_TO_SPAN_PAGES,
   type CM_PARTIAL_RESOURCE_DESCRIPTOR,
-  DEVICE_DESCRIPTION_VERSION2,
   type DEVICE_DESCRIPTION,
+  DEVICE_DESCRIPTION_VERSION2,
   type DEVICE_OBJECT,
   DeallocateObjectKeepRegisters,
   DISPATCH_LEVEL,
-  DO_DEVICE_INITIALIZING,
-  DO_DIRECT_IO,
   type DMA_ADAPTER,
   type DMA_OPERATIONS,
+  DO_DEVICE_INITIALIZING,
+  DO_DIRECT_IO,
   type DRIVER_OBJECT,
   type DriverContribution,
   FILE_DEVICE_SECURE_OPEN,
   FILE_DEVICE_UNKNOWN,
-  IO_NO_INCREMENT,
   type IO_ALLOCATION_ACTION,
+  IO_NO_INCREMENT,
   type IRP,
   IRP_MJ_DEVICE_CONTROL,
   IRP_MJ_PNP,
@@ -268,7 +268,12 @@ export abstract class DmaTestDriver implements DriverContribution {
   }
 
   /** Queues one device command: write the pattern (a read IRP) or read memory (a write IRP). */
-  protected program(extension: DmaTestExtension, address: number, length: number, patternOffset: number): void {
+  protected program(
+    extension: DmaTestExtension,
+    address: number,
+    length: number,
+    patternOffset: number,
+  ): void {
     const k = this.kernel;
     const registers = extension.registers;
     extension.outstanding++;
@@ -294,7 +299,14 @@ export abstract class DmaTestDriver implements DriverContribution {
 
   protected addDevice(DriverObject: DRIVER_OBJECT, PhysicalDeviceObject: DEVICE_OBJECT): NTSTATUS {
     const k = this.kernel;
-    const created = k.IoCreateDevice(DriverObject, 0, undefined, FILE_DEVICE_UNKNOWN, FILE_DEVICE_SECURE_OPEN, false);
+    const created = k.IoCreateDevice(
+      DriverObject,
+      0,
+      undefined,
+      FILE_DEVICE_UNKNOWN,
+      FILE_DEVICE_SECURE_OPEN,
+      false,
+    );
     if (!NT_SUCCESS(created.Status)) return created.Status;
     const fdo = created.DeviceObject!;
     const lower = k.IoAttachDeviceToDeviceStack(fdo, PhysicalDeviceObject);
@@ -352,7 +364,10 @@ export abstract class DmaTestDriver implements DriverContribution {
     return status;
   }
 
-  protected start(extension: DmaTestExtension, resources: readonly CM_PARTIAL_RESOURCE_DESCRIPTOR[]): NTSTATUS {
+  protected start(
+    extension: DmaTestExtension,
+    resources: readonly CM_PARTIAL_RESOURCE_DESCRIPTOR[],
+  ): NTSTATUS {
     const k = this.kernel;
     for (const resource of resources) {
       if (resource.Type === "CmResourceTypeMemory") {
@@ -376,7 +391,8 @@ export abstract class DmaTestDriver implements DriverContribution {
       }
     }
     if (extension.registers === 0 || extension.interrupt === undefined) return STATUS_INSUFFICIENT_RESOURCES;
-    if (k.READ_REGISTER_ULONG(extension.registers + TestRegister.id) !== DMA_TEST_ID_VALUE) return STATUS_NO_SUCH_DEVICE;
+    if (k.READ_REGISTER_ULONG(extension.registers + TestRegister.id) !== DMA_TEST_ID_VALUE)
+      return STATUS_NO_SUCH_DEVICE;
     const { Adapter, NumberOfMapRegisters } = k.IoGetDmaAdapter(extension.pdo, this.description());
     if (Adapter === undefined) return STATUS_INSUFFICIENT_RESOURCES;
     extension.adapter = Adapter;

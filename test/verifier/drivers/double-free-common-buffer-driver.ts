@@ -1,4 +1,9 @@
-import { type PHYSICAL_ADDRESS, type PVOID, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS } from "../../../src/ddi/index.js";
+import {
+  type PHYSICAL_ADDRESS,
+  type PVOID,
+  STATUS_INSUFFICIENT_RESOURCES,
+  STATUS_SUCCESS,
+} from "../../../src/ddi/index.js";
 import { DmaTestDriver, type DmaTestExtension } from "./dma-test-driver.js";
 
 /** 0xE6/0x03: frees its ring's common buffer twice when the device stops. */
@@ -7,7 +12,11 @@ export class DoubleFreeCommonBufferDriver extends DmaTestDriver {
   ring: { va: PVOID; la: PHYSICAL_ADDRESS } | undefined;
 
   protected override started(extension: DmaTestExtension): number {
-    const { VirtualAddress, LogicalAddress } = this.ops(extension).AllocateCommonBuffer(extension.adapter!, 4096, true);
+    const { VirtualAddress, LogicalAddress } = this.ops(extension).AllocateCommonBuffer(
+      extension.adapter!,
+      4096,
+      true,
+    );
     if (VirtualAddress === 0) return STATUS_INSUFFICIENT_RESOURCES;
     this.ring = { va: VirtualAddress, la: LogicalAddress };
     return STATUS_SUCCESS;

@@ -11,7 +11,14 @@ export class FlushPastEndDriver extends PacketTestDriver {
     const mdl = extension.irp!.MdlAddress!;
     const ops = this.ops(extension);
     const length = k.MmGetMdlByteCount(mdl);
-    ops.FlushAdapterBuffers(extension.adapter!, mdl, extension.base, k.MmGetMdlVirtualAddress(mdl), length + 8, extension.writeToDevice);
+    ops.FlushAdapterBuffers(
+      extension.adapter!,
+      mdl,
+      extension.base,
+      k.MmGetMdlVirtualAddress(mdl),
+      length + 8,
+      extension.writeToDevice,
+    );
     ops.FreeMapRegisters(extension.adapter!, extension.base, extension.registersHeld);
     this.complete(extension, STATUS_SUCCESS, length);
   }

@@ -7,7 +7,13 @@ export class LeakedChannelDriver extends DmaTestDriver {
 
   protected override control(extension: DmaTestExtension, _irp: IRP): NTSTATUS {
     this.atDispatch(() =>
-      this.ops(extension).AllocateAdapterChannel(extension.adapter!, extension.fdo, 0, () => KeepObject, undefined),
+      this.ops(extension).AllocateAdapterChannel(
+        extension.adapter!,
+        extension.fdo,
+        0,
+        () => KeepObject,
+        undefined,
+      ),
     );
     return STATUS_SUCCESS;
   }

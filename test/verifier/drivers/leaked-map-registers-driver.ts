@@ -1,4 +1,9 @@
-import { DeallocateObjectKeepRegisters, type IRP, type NTSTATUS, STATUS_SUCCESS } from "../../../src/ddi/index.js";
+import {
+  DeallocateObjectKeepRegisters,
+  type IRP,
+  type NTSTATUS,
+  STATUS_SUCCESS,
+} from "../../../src/ddi/index.js";
 import { DmaTestDriver, type DmaTestExtension } from "./dma-test-driver.js";
 
 /** 0xE6/0x09: keeps three map registers and never calls FreeMapRegisters. */

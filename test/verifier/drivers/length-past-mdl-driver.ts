@@ -1,4 +1,8 @@
-import { DeallocateObjectKeepRegisters, type IO_ALLOCATION_ACTION, type MAP_REGISTER_BASE } from "../../../src/ddi/index.js";
+import {
+  DeallocateObjectKeepRegisters,
+  type IO_ALLOCATION_ACTION,
+  type MAP_REGISTER_BASE,
+} from "../../../src/ddi/index.js";
 import type { DmaTestExtension } from "./dma-test-driver.js";
 import { PacketTestDriver } from "./packet-test-driver.js";
 

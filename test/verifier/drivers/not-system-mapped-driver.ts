@@ -1,11 +1,11 @@
 import {
-  DEVICE_DESCRIPTION_VERSION3,
   type DEVICE_DESCRIPTION,
-  type IRP,
+  DEVICE_DESCRIPTION_VERSION3,
   IoModifyAccess,
+  type IRP,
   KernelMode,
-  type NTSTATUS,
   NonPagedPool,
+  type NTSTATUS,
 } from "../../../src/ddi/index.js";
 import { DmaTestDriver, type DmaTestExtension } from "./dma-test-driver.js";
 

@@ -8,14 +8,26 @@ export class SecondChannelDriver extends DmaTestDriver {
   protected override control(extension: DmaTestExtension, _irp: IRP): NTSTATUS {
     const ops = this.ops(extension);
     this.atDispatch(() => {
-      ops.AllocateAdapterChannel(extension.adapter!, extension.fdo, 0, () => {
-        this.log.push("first channel");
-        return KeepObject;
-      }, undefined);
-      ops.AllocateAdapterChannel(extension.adapter!, extension.fdo, 0, () => {
-        this.log.push("second channel");
-        return KeepObject;
-      }, undefined);
+      ops.AllocateAdapterChannel(
+        extension.adapter!,
+        extension.fdo,
+        0,
+        () => {
+          this.log.push("first channel");
+          return KeepObject;
+        },
+        undefined,
+      );
+      ops.AllocateAdapterChannel(
+        extension.adapter!,
+        extension.fdo,
+        0,
+        () => {
+          this.log.push("second channel");
+          return KeepObject;
+        },
+        undefined,
+      );
     });
     return STATUS_SUCCESS;
   }

@@ -1,4 +1,4 @@
-import { NT_SUCCESS, type IRP } from "../../../src/ddi/index.js";
+import { type IRP, NT_SUCCESS } from "../../../src/ddi/index.js";
 import { DmaTestDriver, type DmaTestExtension } from "./dma-test-driver.js";
 
 /** 0xE6/0x13: calls GetScatterGatherList from its dispatch routine, at PASSIVE_LEVEL. */
