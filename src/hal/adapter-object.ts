@@ -4,9 +4,10 @@
  * queue bookkeeping lives with the dispatcher; per-strategy state (a domain, a bounce pool) sits in
  * `mapping`.
  */
+
+import type { DmaMappingStrategy } from "./dma-mapping-strategy.js";
 import type { DEVICE_OBJECT } from "./wdm/device-object.js";
 import type { DMA_ADAPTER, DMA_OPERATIONS } from "./wdm/dma-operations.js";
-import type { DmaMappingStrategy } from "./dma-mapping-strategy.js";
 
 /** What IoGetDmaAdapter decided (shared/reference/windows-dma-ddi.md section 2). */
 export interface AdapterCapabilities {

@@ -17,9 +17,14 @@ import {
 const SIZES = { 1: DMA_OPERATIONS_SIZE_V1, 2: DMA_OPERATIONS_SIZE_V2, 3: DMA_OPERATIONS_SIZE_V3 } as const;
 
 export function dmaOperationsTable(operations: DMA_OPERATIONS, version: 1 | 2 | 3): DMA_OPERATIONS {
-  const table: Record<string, unknown> = { Size: SIZES[version] };
-  for (const { name } of DMA_OPERATION_MEMBERS) {
-    table[name] = (operations[name] as (...args: unknown[]) => unknown).bind(operations);
-  }
+  // Built in one go by Object.fromEntries: forty keyed stores one by one would leave V8 a
+  // dictionary-mode object, and every driver call would pay a hash lookup for its member.
+  const table = Object.fromEntries([
+    ["Size", SIZES[version]],
+    ...DMA_OPERATION_MEMBERS.map(({ name }) => [
+      name,
+      (operations[name] as (...args: unknown[]) => unknown).bind(operations),
+    ]),
+  ]);
   return Object.freeze(table) as unknown as DMA_OPERATIONS;
 }

@@ -38,6 +38,7 @@ import type {
   CommonBuffer,
   CommonBufferRequest,
   MappedPiece,
+  MapRegisterFile,
   MdlCommonBufferRequest,
 } from "./dma-mapping-strategy.js";
 import {
@@ -140,57 +141,36 @@ const MEMBERS = Object.fromEntries(DMA_OPERATION_MEMBERS.map((member) => [member
 export const SCATTER_GATHER_OWNER = "hal.sglist";
 
 /**
- * A scatter/gather list the HAL handed out: the list carries it as a hidden reference, so Put
- * finds it at once and still recognises the list after it was put back.
+ * A scatter/gather list request, and then the record of the list it built. As a request it is
+ * its own wait context block (reference section 3), carrying what the dispatcher's one list
+ * routine needs, so queueing it creates no closure. Once the routine ran, the list carries it as
+ * a hidden reference: PutScatterGatherList finds it at once, and still recognises the list after
+ * it was put back.
  */
-class ListRecord {
+class ListRequest extends WaitBlock {
+  /** The list the routine built (the Ex forms return it when it ran at once). */
+  list: SCATTER_GATHER_LIST | undefined = undefined;
+  /** The registers the list holds until Put. */
+  grant: MapRegisterGrant | undefined = undefined;
   /** PutScatterGatherList was called: a second put is a double free. */
   put = false;
-  readonly #brand = true;
-  /** Index in the dispatcher's array of live lists while not put back. */
+  /** Index in the dispatcher's array of live lists while handed out. */
   slot = -1;
   /** BuildMdlFromScatterGatherList was called (a second call is STATUS_NONE_MAPPED). */
   mdlBuilt = false;
   /** The MDL and system mapping BuildMdlFromScatterGatherList made over bounce pages. */
   target: { readonly mdl: Mdl; readonly va: number } | undefined = undefined;
+  readonly #brand = true;
 
   constructor(
-    /** The dispatcher that built it: a list of another machine is a foreign handle. */
+    /** The dispatcher it belongs to: a list of another machine is a foreign handle. */
     readonly dispatcher: HalDmaOperations,
-    readonly adapter: AdapterObject,
-    readonly grant: MapRegisterGrant | undefined,
-    readonly mdl: Mdl,
-    /** Chain offset and length the list covers. */
-    readonly offset: number,
-    readonly length: number,
-    readonly segments: readonly MdlSegment[],
-    /** Nonpaged pool the HAL allocated for it (GetScatterGatherList), given back by Put. */
-    readonly poolVa: number | undefined,
-    readonly poolSize: number,
-    /** Made by a V3 routine: Put invalidates CPU caches after a device-to-memory transfer. */
-    readonly v3: boolean,
-  ) {}
-
-  /** `instanceof`, by private name (see AdapterObject.is). */
-  static is(value: unknown): value is ListRecord {
-    return typeof value === "object" && value !== null && #brand in value;
-  }
-}
-
-/**
- * A scatter/gather list request: its own wait context block (reference section 3), carrying what
- * the dispatcher's one list routine needs, so queueing a request creates no closure.
- */
-class ListWait extends WaitBlock {
-  /** The list the routine built (the Ex forms return it when it ran at once). */
-  list: SCATTER_GATHER_LIST | undefined = undefined;
-
-  constructor(
     adapter: AdapterObject,
     registers: number,
     routine: WaitBlock["routine"],
-    readonly request: ListRequest,
-    readonly segments: readonly MdlSegment[],
+    readonly args: ListArguments,
+    /** The range's part of each MDL of the chain; undefined when it lies in the first MDL. */
+    readonly segments: readonly MdlSegment[] | undefined,
     readonly irp: IRP | undefined,
     /** Where the list lives: the caller's buffer (Build) or pool the HAL allocated (Get). */
     readonly va: number,
@@ -198,6 +178,17 @@ class ListWait extends WaitBlock {
     readonly poolSize: number,
   ) {
     super(adapter, "list", registers, routine);
+  }
+
+  /** `instanceof`, by private name (see AdapterObject.is). */
+  static is(value: unknown): value is ListRequest {
+    return typeof value === "object" && value !== null && #brand in value;
+  }
+
+  /** The range as MDL segments (a one-segment range makes its array only here, off the hot path). */
+  allSegments(): readonly MdlSegment[] {
+    const { mdl, offset, length } = this.args;
+    return this.segments ?? [{ mdl, currentVa: mdl.virtualAddress + offset, length }];
   }
 }
 
@@ -212,7 +203,7 @@ interface CommonBufferRecord {
 }
 
 /** What a scatter/gather request asks for, for Get/Build and their Ex forms. */
-interface ListRequest {
+interface ListArguments {
   readonly deviceObject: DEVICE_OBJECT;
   readonly mdl: Mdl;
   readonly offset: number;
@@ -258,16 +249,16 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   /** Adapters handed out and not released; released ones are only remembered for bug check 0x18. */
   private readonly adapters = new Set<AdapterObject>();
   private readonly releasedAdapters = new WeakSet<AdapterObject>();
-  /** Lists handed out and not put back, in any order (swap-remove through ListRecord.slot). */
-  private readonly lists: ListRecord[] = [];
+  /** Lists handed out and not put back, in any order (swap-remove through ListRequest.slot). */
+  private readonly lists: ListRequest[] = [];
   /** Per open adapter: list memory kept between a Put and the next Get. */
   private readonly lookasides = new Map<AdapterObject, ListLookaside>();
-  /** The routine and cleanup of every list request (ListWait carries the request's data). */
+  /** The routine and cleanup of every list request (ListRequest carries the request's data). */
   private readonly listRoutine = (
     grant: MapRegisterGrant | undefined,
     wait: WaitBlock,
-  ): IO_ALLOCATION_ACTION => this.runListRequest(wait as ListWait, grant);
-  private readonly listCleanup = (wait: WaitBlock): void => this.dropListRequest(wait as ListWait);
+  ): IO_ALLOCATION_ACTION => this.runListRequest(wait as ListRequest, grant);
+  private readonly listCleanup = (wait: WaitBlock): void => this.dropListRequest(wait as ListRequest);
   private readonly commonBuffers = new Map<number, CommonBufferRecord>();
   private readonly commonBuffersFreed = new Set<number>();
   private readonly vectors = new Set<CommonBufferVector>();
@@ -647,23 +638,14 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       );
     }
     const write = Boolean(WriteToDevice);
-    if (record.v3 && !write) this.cacheMaintenance(record.mdl, record.offset, record.length, "invalidate");
+    const { args, segments } = record;
+    if (args.v3 && !write) this.cacheMaintenance(args.mdl, args.offset, args.length, "invalidate");
     const file = record.grant?.file;
-    const segments = record.segments;
-    for (let i = 0; i < segments.length; i++) {
-      const segment = segments[i]!;
-      try {
-        adapter.strategy.flushAdapterBuffers(
-          adapter,
-          file,
-          segment.mdl,
-          segment.currentVa,
-          segment.length,
-          write,
-        );
-      } catch (error) {
-        throw this.lowered(error, "PutScatterGatherList");
-      }
+    if (segments === undefined) {
+      this.flushListPart(adapter, file, args.mdl, args.mdl.virtualAddress + args.offset, args.length, write);
+    } else {
+      for (const segment of segments)
+        this.flushListPart(adapter, file, segment.mdl, segment.currentVa, segment.length, write);
     }
     this.forgetList(record);
     if (record.target !== undefined) {
@@ -779,7 +761,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       record === undefined ||
       record.put ||
       record.adapter !== adapter ||
-      OriginalMdl !== record.mdl
+      OriginalMdl !== record.args.mdl
     ) {
       return { Status: STATUS_INVALID_PARAMETER, TargetMdl: undefined };
     }
@@ -1709,23 +1691,26 @@ export class HalDmaOperations implements DMA_OPERATIONS {
    * Get/Build and their Ex forms: check, reserve the list's memory, queue; the routine maps.
    * Returns the request once queued or run (its `list` is set if it ran), else the failure status.
    */
-  private requestList(adapter: AdapterObject, request: ListRequest): ListWait | NTSTATUS {
-    const segments = chainSegments(request.mdl, request.offset, request.length);
-    const registers = chainMapRegisters(segments);
+  private requestList(adapter: AdapterObject, args: ListArguments): ListRequest | NTSTATUS {
+    const { mdl, offset, length } = args;
+    // The common case, a range inside the first MDL, needs no segment array.
+    const segments = offset + length <= mdl.byteCount ? undefined : chainSegments(mdl, offset, length);
+    const registers =
+      segments === undefined ? spanPages(mdl.virtualAddress + offset, length) : chainMapRegisters(segments);
     if (registers > adapter.capabilities.numberOfMapRegisters) return this.refuse(adapter, registers);
     const size = scatterGatherListSize(registers, registers);
     let va: number;
     let poolVa: number | undefined;
-    if (request.buffer !== undefined) {
-      if (request.buffer.length < size) return STATUS_BUFFER_TOO_SMALL;
-      if (!this.kernel.isMapped(request.buffer.va, size)) {
+    if (args.buffer !== undefined) {
+      if (args.buffer.length < size) return STATUS_BUFFER_TOO_SMALL;
+      if (!this.kernel.isMapped(args.buffer.va, size)) {
         throw new BugCheck(
           PAGE_FAULT_IN_NONPAGED_AREA,
-          [number(request.buffer.va), 1, 0, 0],
-          `the scatter/gather buffer ${formatAddress(request.buffer.va)}+${size} is not mapped`,
+          [number(args.buffer.va), 1, 0, 0],
+          `the scatter/gather buffer ${formatAddress(args.buffer.va)}+${size} is not mapped`,
         );
       }
-      va = request.buffer.va;
+      va = args.buffer.va;
     } else {
       poolVa = this.lookasides.get(adapter)!.take(size);
       if (poolVa === undefined) {
@@ -1739,53 +1724,54 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       }
       va = poolVa;
     }
-    const context = request.transferContext;
+    const context = args.transferContext;
     if (context !== undefined && this.takePreCancel(context)) {
       if (poolVa !== undefined) this.releaseListMemory(adapter, poolVa, size);
       return STATUS_CANCELLED;
     }
-    if (request.writeToDevice && request.v3)
-      this.cacheMaintenance(request.mdl, request.offset, request.length, "flush");
-    const wait = new ListWait(
+    if (args.writeToDevice && args.v3) this.cacheMaintenance(mdl, offset, length, "flush");
+    const request = new ListRequest(
+      this,
       adapter,
       registers,
       this.listRoutine,
-      request,
+      args,
       segments,
-      request.deviceObject.CurrentIrp,
+      args.deviceObject.CurrentIrp,
       va,
       poolVa,
       size,
     );
-    wait.cleanup = this.listCleanup;
-    const result = this.arbiter.submit(wait, request.synchronous);
+    request.cleanup = this.listCleanup;
+    const result = this.arbiter.submit(request, args.synchronous);
     if (result === "refused") {
       if (poolVa !== undefined) this.releaseListMemory(adapter, poolVa, size);
       return STATUS_INSUFFICIENT_RESOURCES;
     }
-    if (result === "queued" && context !== undefined) this.pend(context, wait, request.deviceObject);
-    return wait;
+    if (result === "queued" && context !== undefined) this.pend(context, request, args.deviceObject);
+    return request;
   }
 
   /** The routine of every list request, once its channel and registers are granted. */
-  private runListRequest(wait: ListWait, grant: MapRegisterGrant | undefined): IO_ALLOCATION_ACTION {
-    const { request } = wait;
-    const context = request.transferContext;
+  private runListRequest(request: ListRequest, grant: MapRegisterGrant | undefined): IO_ALLOCATION_ACTION {
+    const { args } = request;
+    const context = args.transferContext;
     if (context !== undefined) {
       context.phase = "granted";
       context.request = undefined;
     }
-    const list = this.buildList(wait, grant);
-    wait.list = list;
-    if (request.executionRoutine === undefined) return KeepObject;
-    request.executionRoutine(request.deviceObject, wait.irp, list, request.context);
+    const list = this.buildList(request, grant);
+    request.list = list;
+    if (args.executionRoutine === undefined) return KeepObject;
+    args.executionRoutine(args.deviceObject, request.irp, list, args.context);
     return DeallocateObjectKeepRegisters;
   }
 
   /** A list request dropped or cancelled before its routine ran: give back what it reserved. */
-  private dropListRequest(wait: ListWait): void {
-    if (wait.poolVa !== undefined) this.releaseListMemory(wait.adapter, wait.poolVa, wait.poolSize);
-    const context = wait.request.transferContext;
+  private dropListRequest(request: ListRequest): void {
+    if (request.poolVa !== undefined)
+      this.releaseListMemory(request.adapter, request.poolVa, request.poolSize);
+    const context = request.args.transferContext;
     if (context !== undefined) resetContext(context);
   }
 
@@ -1796,17 +1782,17 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   }
 
   /** The record of a list this dispatcher built (put back or not); undefined for anything else. */
-  private listRecord(list: SCATTER_GATHER_LIST): ListRecord | undefined {
+  private listRecord(list: SCATTER_GATHER_LIST): ListRequest | undefined {
     const record = hiddenReference(list);
-    return ListRecord.is(record) && record.dispatcher === this ? record : undefined;
+    return ListRequest.is(record) && record.dispatcher === this ? record : undefined;
   }
 
-  private rememberList(record: ListRecord): void {
+  private rememberList(record: ListRequest): void {
     record.slot = this.lists.length;
     this.lists.push(record);
   }
 
-  private forgetList(record: ListRecord): void {
+  private forgetList(record: ListRequest): void {
     const last = this.lists.pop()!;
     if (last !== record) {
       this.lists[record.slot] = last;
@@ -1814,6 +1800,22 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     }
     record.slot = -1;
     record.put = true;
+  }
+
+  /** PutScatterGatherList's flush of one MDL's part of a list. */
+  private flushListPart(
+    adapter: AdapterObject,
+    file: MapRegisterFile | undefined,
+    mdl: Mdl,
+    currentVa: number,
+    length: number,
+    write: boolean,
+  ): void {
+    try {
+      adapter.strategy.flushAdapterBuffers(adapter, file, mdl, currentVa, length, write);
+    } catch (error) {
+      throw this.lowered(error, "PutScatterGatherList");
+    }
   }
 
   /** The Ex forms' argument rules, then requestList. */
@@ -1881,33 +1883,27 @@ export class HalDmaOperations implements DMA_OPERATIONS {
    * SCATTER_GATHER_LIST object, so its bytes are not written there (no one could read them).
    * A list in the caller's buffer (Build) is written there, as the caller may read it.
    */
-  private buildList(wait: ListWait, grant: MapRegisterGrant | undefined): SCATTER_GATHER_LIST {
-    const { adapter, request, segments } = wait;
-    wait.grantTaken = true;
+  private buildList(request: ListRequest, grant: MapRegisterGrant | undefined): SCATTER_GATHER_LIST {
+    const { adapter, args, segments } = request;
+    request.grantTaken = true;
+    request.grant = grant;
     if (grant !== undefined) grant.owner = "list";
     const elements: SCATTER_GATHER_ELEMENT[] = [];
+    const write = args.writeToDevice;
     let mapped = 0;
     try {
-      for (; mapped < segments.length; mapped++) {
-        const segment = segments[mapped]!;
-        let done = 0;
-        while (done < segment.length) {
-          const piece = this.mapPiece(
-            adapter,
-            grant,
-            segment.mdl,
-            segment.currentVa + done,
-            segment.length - done,
-            request.writeToDevice,
-            "scatter/gather list",
-          );
-          appendElement(elements, piece);
-          done += piece.length;
+      if (segments === undefined) {
+        const { mdl, offset, length } = args;
+        this.mapListPart(adapter, grant, mdl, mdl.virtualAddress + offset, length, write, elements);
+      } else {
+        for (; mapped < segments.length; mapped++) {
+          const segment = segments[mapped]!;
+          this.mapListPart(adapter, grant, segment.mdl, segment.currentVa, segment.length, write, elements);
         }
       }
     } catch (error) {
       // Nothing reaches the driver: undo the pieces mapped so far and give everything back.
-      for (const segment of segments.slice(0, mapped + 1)) {
+      for (const segment of request.allSegments().slice(0, mapped + 1)) {
         adapter.strategy.flushAdapterBuffers(
           adapter,
           grant?.file,
@@ -1918,33 +1914,48 @@ export class HalDmaOperations implements DMA_OPERATIONS {
         );
       }
       if (grant !== undefined) this.grants.release(grant);
-      if (wait.poolVa !== undefined) this.releaseListMemory(adapter, wait.poolVa, wait.poolSize);
+      if (request.poolVa !== undefined) this.releaseListMemory(adapter, request.poolVa, request.poolSize);
       throw error;
     }
-    const record = new ListRecord(
-      this,
-      adapter,
-      grant,
-      request.mdl,
-      request.offset,
-      request.length,
-      segments,
-      wait.poolVa,
-      wait.poolSize,
-      request.v3,
-    );
-    const list = scatterGatherList(elements, this.nextListId++, record);
-    if (wait.poolVa === undefined) writeScatterGatherList(this.kernel, wait.va, list);
-    this.rememberList(record);
+    const list = scatterGatherList(elements, this.nextListId++, request);
+    if (request.poolVa === undefined) writeScatterGatherList(this.kernel, request.va, list);
+    this.rememberList(request);
     this.listsGot.value++;
     this.announceList(adapter, "get", list, grant?.count ?? 0);
     return list;
   }
 
+  /** Maps one MDL's part of a list, piece by piece, onto `elements`. */
+  private mapListPart(
+    adapter: AdapterObject,
+    grant: MapRegisterGrant | undefined,
+    mdl: Mdl,
+    currentVa: number,
+    length: number,
+    write: boolean,
+    elements: SCATTER_GATHER_ELEMENT[],
+  ): void {
+    let done = 0;
+    while (done < length) {
+      const piece = this.mapPiece(
+        adapter,
+        grant,
+        mdl,
+        currentVa + done,
+        length - done,
+        write,
+        "scatter/gather list",
+      );
+      appendElement(elements, piece);
+      done += piece.length;
+    }
+  }
+
   /** The list the record's range would have if nothing bounced: its physical runs, merged. */
-  private physicalElements(record: ListRecord): SCATTER_GATHER_ELEMENT[] {
+  private physicalElements(record: ListRequest): SCATTER_GATHER_ELEMENT[] {
     const elements: SCATTER_GATHER_ELEMENT[] = [];
-    this.mm.physicalRuns(record.mdl, record.offset, record.length, (pa, length) => {
+    const { mdl, offset, length: bytes } = record.args;
+    this.mm.physicalRuns(mdl, offset, bytes, (pa, length) => {
       appendElement(elements, { logicalAddress: pa, length });
     });
     return elements;

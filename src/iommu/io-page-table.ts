@@ -418,9 +418,7 @@ function checkRange(address: number, size: number, what: string, bits: number): 
     Number.isSafeInteger(address) &&
     address >= 0 &&
     isPageMultiple(address) &&
-    Number.isSafeInteger(size) &&
-    size > 0 &&
-    isPageMultiple(size) &&
+    (size === PAGE_SIZE || (Number.isSafeInteger(size) && size > 0 && isPageMultiple(size))) &&
     address + size <= (bits === IOVA_BITS ? IOVA_LIMIT : PHYSICAL_LIMIT)
   ) {
     return;

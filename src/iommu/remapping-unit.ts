@@ -103,6 +103,7 @@ export class RemappingUnit {
   readonly #contextMisses: CounterCell;
   readonly #walks: CounterCell;
   readonly #walkReads: CounterCell;
+  readonly #passthroughs: CounterCell;
   readonly #invalidations: Readonly<Record<IommuInvalidationKind, CounterCell>>;
   readonly #invalidateListened: ListenerFlag;
   readonly #events: EventBus;
@@ -132,6 +133,7 @@ export class RemappingUnit {
     this.#contextMisses = host.counters.cell("iommu.context-cache.miss");
     this.#walks = host.counters.cell("iommu.walk");
     this.#walkReads = host.counters.cell("iommu.walk.reads");
+    this.#passthroughs = host.counters.cell("iommu.passthrough");
     this.#invalidations = {
       "context-global": host.counters.cell("iommu.invalidate.context-global"),
       "context-domain": host.counters.cell("iommu.invalidate.context-domain"),
@@ -194,7 +196,7 @@ export class RemappingUnit {
     const word0 = this.#contextCache.word(context, 0);
     const fpd = (word0 & CONTEXT_FPD) !== 0;
     if (((word0 >>> CONTEXT_TT_SHIFT) & CONTEXT_TT_MASK) === TT_PASS_THROUGH) {
-      this.#counters.add("iommu.passthrough");
+      this.#passthroughs.value++;
       out.physicalAddress = address;
       out.length = PAGE_SIZE - (address % PAGE_SIZE);
       out.faultReason = 0;

@@ -64,14 +64,13 @@ import { CACHE_LINE_SIZE, CpuMemory } from "../platform/cpu-memory.js";
 import { Mdl } from "../platform/mdl.js";
 import { formatAddress, PAGE_SIZE, spanPages } from "../platform/page.js";
 import { Scheduler } from "../platform/scheduler.js";
-import type {
-  AdapterLedger,
-  LogicalRange,
-  MappedPiece,
-  VerifiedCommonBuffer,
+import {
+  type AdapterLedger,
+  type LogicalRange,
+  type MappedPiece,
+  type VerifiedCommonBuffer,
   VerifiedFile,
 } from "./adapter-ledger.js";
-import { VerifiedFile as File } from "./adapter-ledger.js";
 import { fencedLength } from "./common-buffer-fence.js";
 import { DmaVerifier, type ViolationReport } from "./dma-verifier.js";
 import type { InFlightRange } from "./in-flight-index.js";
@@ -216,7 +215,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     const waitBlockBusy =
       previous !== undefined && (previous.pending || (previous.ran && previous.ledger.channel === "running"));
     if (ledger.channelsOutstanding > 0 || waitBlockBusy) {
-      const dropped = this.report(ledger, waitBlockBusy, {
+      const dropped = this.refuseIf(waitBlockBusy, ledger, {
         member: "AllocateAdapterChannel",
         code: VerifierCode.secondChannel,
         p2: ledger.channelsOutstanding,
@@ -1155,10 +1154,11 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     this.verifier.violate(ledger, report);
   }
 
-  private report(ledger: AdapterLedger, fatal: boolean, report: ViolationReport): boolean {
-    this.verifier.violate(ledger, report);
-    if (fatal) this.verifier.dropped();
-    return fatal;
+  /** `refuse` when `fatal`, else `note`: true when the call is dropped. */
+  private refuseIf(fatal: boolean, ledger: AdapterLedger, report: ViolationReport): boolean {
+    if (fatal) return this.refuse(ledger, report);
+    this.note(ledger, report);
+    return false;
   }
 
   private unlocked(ledger: AdapterLedger, member: string, mdl: Mdl): boolean {
@@ -1575,7 +1575,7 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     ledger.adapterChannels.allocated++;
     let file: VerifiedFile | undefined;
     if (base !== undefined) {
-      file = new File(this.verifier.serial(), base, request.registers, "channel", request.stack);
+      file = new VerifiedFile(this.verifier.serial(), base, request.registers, "channel", request.stack);
       ledger.files.set(base, file);
       ledger.mapRegisters.allocated += request.registers;
     }
