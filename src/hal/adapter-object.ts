@@ -6,6 +6,7 @@
  */
 
 import type { DmaMappingStrategy } from "./dma-mapping-strategy.js";
+import { ListLookaside } from "./list-lookaside.js";
 import type { DEVICE_OBJECT } from "./wdm/device-object.js";
 import type { DMA_ADAPTER, DMA_OPERATIONS } from "./wdm/dma-operations.js";
 
@@ -31,6 +32,8 @@ export class AdapterObject implements DMA_ADAPTER {
   released = false;
   /** Strategy-private state (the remapping domain, the bounce pool). */
   mapping: unknown = undefined;
+  /** The dispatcher's memory of put-back scatter/gather lists, for the adapter's next ones. */
+  readonly listLookaside = new ListLookaside();
   readonly #brand = true;
 
   constructor(

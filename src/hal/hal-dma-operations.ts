@@ -58,7 +58,6 @@ import {
 } from "./hal-bug-checks.js";
 import "./hal-events.js";
 import { hiddenReference } from "./hidden-reference.js";
-import { ListLookaside } from "./list-lookaside.js";
 import { type MapRegisterGrant, MapRegisterGrants } from "./map-register-grant.js";
 import { chainLength, chainMapRegisters, chainSegments, type MdlSegment } from "./mdl-chain.js";
 import { RemapMapping } from "./remap-mapping.js";
@@ -251,8 +250,6 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   private readonly releasedAdapters = new WeakSet<AdapterObject>();
   /** Lists handed out and not put back, in any order (swap-remove through ListRequest.slot). */
   private readonly lists: ListRequest[] = [];
-  /** Per open adapter: list memory kept between a Put and the next Get. */
-  private readonly lookasides = new Map<AdapterObject, ListLookaside>();
   /** The routine and cleanup of every list request (ListRequest carries the request's data). */
   private readonly listRoutine = (
     grant: MapRegisterGrant | undefined,
@@ -298,7 +295,6 @@ export class HalDmaOperations implements DMA_OPERATIONS {
   registerAdapter(adapter: AdapterObject): void {
     adapter.strategy.openAdapter(adapter);
     this.adapters.add(adapter);
-    this.lookasides.set(adapter, new ListLookaside());
     this.arbiter.open(adapter);
     this.counters.add("hal.adapter.open");
     this.announceAdapter(adapter, "open", 0);
@@ -330,8 +326,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     const adapter = this.enter(DmaAdapter, MEMBERS.PutDmaAdapter);
     const dropped = this.arbiter.close(adapter);
     for (const request of dropped) request.cleanup?.(request);
-    for (const va of this.lookasides.get(adapter)!.drain()) this.kernel.free(va);
-    this.lookasides.delete(adapter);
+    for (const va of adapter.listLookaside.close()) this.kernel.free(va);
     const leaked = this.outstanding(adapter);
     adapter.released = true;
     this.adapters.delete(adapter);
@@ -1712,7 +1707,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       }
       va = args.buffer.va;
     } else {
-      poolVa = this.lookasides.get(adapter)!.take(size);
+      poolVa = adapter.listLookaside.take(size);
       if (poolVa === undefined) {
         try {
           poolVa = this.kernel.allocateNonPaged(size, { owner: this.listOwner, tag: "HalS" });
@@ -1777,8 +1772,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
 
   /** List memory the HAL allocated goes back: into the adapter's lookaside while it has room. */
   private releaseListMemory(adapter: AdapterObject, va: number, size: number): void {
-    const lookaside = this.lookasides.get(adapter);
-    if (lookaside === undefined || !lookaside.keep(va, size)) this.kernel.free(va);
+    if (!adapter.listLookaside.keep(va, size)) this.kernel.free(va);
   }
 
   /** The record of a list this dispatcher built (put back or not); undefined for anything else. */

@@ -7,7 +7,7 @@
  * not change; it is only not given back between two lists.
  *
  * Bounded: at most DEPTH blocks, each a small-pool block (a list big enough for pages of its own
- * goes back to the pool at once, so no frame changes hands). PutDmaAdapter drains it.
+ * goes back to the pool at once, so no frame changes hands). PutDmaAdapter closes it.
  */
 import { SMALL_POOL_MAX } from "../platform/kernel-memory.js";
 
@@ -15,6 +15,7 @@ export class ListLookaside {
   static readonly DEPTH = 4;
   readonly #vas: number[] = [];
   readonly #sizes: number[] = [];
+  #closed = false;
 
   /** A kept block of exactly `size` bytes, or undefined. */
   take(size: number): number | undefined {
@@ -36,17 +37,18 @@ export class ListLookaside {
 
   /** Keeps the block at `va` of `size` bytes; false when it must go back to the pool instead. */
   keep(va: number, size: number): boolean {
-    if (size > SMALL_POOL_MAX || this.#vas.length >= ListLookaside.DEPTH) return false;
+    if (this.#closed || size > SMALL_POOL_MAX || this.#vas.length >= ListLookaside.DEPTH) return false;
     this.#vas.push(va);
     this.#sizes.push(size);
     return true;
   }
 
-  /** Empties the lookaside and returns the blocks it kept, for the pool. */
-  drain(): number[] {
+  /** Empties the lookaside for good (its adapter is released) and returns the blocks it kept. */
+  close(): number[] {
     const vas = [...this.#vas];
     this.#vas.length = 0;
     this.#sizes.length = 0;
+    this.#closed = true;
     return vas;
   }
 }

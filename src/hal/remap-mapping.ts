@@ -406,8 +406,9 @@ export class RemapMapping implements DmaMappingStrategy {
     const free = window.count - window.next;
     if (span > free) {
       if (!adapter.capabilities.scatterGather || free === 0) {
+        // "no-memory", as DirectMapping says it: the grant is used up, the request itself is fine.
         throw new PlatformError(
-          "out-of-range",
+          "no-memory",
           `the piece needs ${span} map registers, the file of adapter ${adapter.id} has ${free} left`,
         );
       }

@@ -134,7 +134,7 @@ describe.each(["strict", "lazy", "off"] as const)("the HAL's books of scatter/ga
 });
 
 describe("ListLookaside", () => {
-  it("gives back only a block of the exact size, keeps at most DEPTH small-pool blocks, and drains", () => {
+  it("gives back only a block of the exact size, keeps at most DEPTH small-pool blocks, until closed", () => {
     const lookaside = new ListLookaside();
     expect(lookaside.take(112)).toBeUndefined();
     expect(lookaside.keep(0x1000, 112)).toBe(true);
@@ -145,8 +145,9 @@ describe("ListLookaside", () => {
     expect(lookaside.keep(0x3000, SMALL_POOL_MAX + 16)).toBe(false);
     for (let i = 1; i < ListLookaside.DEPTH; i++) expect(lookaside.keep(0x4000 + i * 0x100, 112)).toBe(true);
     expect(lookaside.keep(0x9000, 112)).toBe(false);
-    expect(lookaside.drain().sort((x, y) => x - y)).toEqual([0x2000, 0x4100, 0x4200, 0x4300]);
+    expect(lookaside.close().sort((x, y) => x - y)).toEqual([0x2000, 0x4100, 0x4200, 0x4300]);
     expect(lookaside.take(144)).toBeUndefined();
+    expect(lookaside.keep(0x9000, 112)).toBe(false);
   });
 });
 

@@ -1,13 +1,9 @@
 /**
- * A HAL bug found while building the verifier, kept as a minimal test for the lead to route
- * (src/hal is not the verifier's to change). MapTransferEx may map less than asked when the map
- * registers run out: "*Length out = bytes actually mapped (may be partial -> call again; still
- * STATUS_SUCCESS)" (reference section 1, V3 #23). With remapping off the HAL does that. With
- * remapping on, RemapMapping.mapTransfer reports a full IOVA window as PlatformError
- * "out-of-range" where DirectMapping says "no-memory"; HalDmaOperations.mapPiece turns only
- * "no-memory" into "out of map registers" (0xE6/0x00/2, which tryMapPiece stops at), so the
- * remapping path bug-checks with 0xE6/0x00/0x107 ("mapping failed") instead of mapping two of the
- * four pages. Plain MapTransfer past its registers shows the same split: 0x00/2 off, 0x00/0x107 on.
+ * A HAL bug the verifier work found, kept as its regression test. MapTransferEx may map less than
+ * asked when the map registers run out: "*Length out = bytes actually mapped (may be partial ->
+ * call again; still STATUS_SUCCESS)" (reference section 1, V3 #23). RemapMapping used to report a
+ * used-up IOVA window as "out-of-range" where DirectMapping says "no-memory", so with remapping on
+ * the HAL bug-checked (0xE6/0x00/0x107) instead of mapping what the registers allow.
  */
 import { describe, expect, it } from "vitest";
 import {
@@ -57,5 +53,5 @@ function partialMapTransferEx(remapping: "off" | "strict"): void {
 describe("HAL finding: MapTransferEx past its map registers", () => {
   it("maps what the registers allow with remapping off", () => partialMapTransferEx("off"));
   // Fails today: 0xE6/0x00/0x107 from RemapMapping's "out-of-range". Remove `.fails` once fixed.
-  it.fails("maps what the registers allow with remapping on", () => partialMapTransferEx("strict"));
+  it("maps what the registers allow with remapping on", () => partialMapTransferEx("strict"));
 });
