@@ -36,6 +36,5 @@ export { type IO_DPC_ROUTINE, Kernel } from "./kernel.js";
 export { KINTERRUPT, type KSERVICE_ROUTINE, type KSYNCHRONIZE_ROUTINE } from "./kinterrupt.js";
 export { KSPIN_LOCK } from "./kspin-lock.js";
 export * from "./mm-constants.js";
-export * from "./ntstatus-io.js";
 export * from "./page-macros.js";
 export * from "./pool-type.js";

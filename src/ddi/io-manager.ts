@@ -33,8 +33,10 @@ import {
   NT_SUCCESS,
   type NTSTATUS,
   STATUS_DEVICE_NOT_READY,
+  STATUS_IMAGE_ALREADY_LOADED,
   STATUS_INVALID_DEVICE_REQUEST,
   STATUS_NOT_SUPPORTED,
+  STATUS_OBJECT_NAME_COLLISION,
   STATUS_PENDING,
   STATUS_SUCCESS,
 } from "../hal/wdm/ntstatus.js";
@@ -62,7 +64,6 @@ import {
   IRP_MN_SURPRISE_REMOVAL,
 } from "./io-constants.js";
 import { Irp } from "./irp.js";
-import { STATUS_IMAGE_ALREADY_LOADED, STATUS_OBJECT_NAME_COLLISION } from "./ntstatus-io.js";
 import { pciDeviceIds } from "./pci-hardware-ids.js";
 import "./ddi-events.js";
 

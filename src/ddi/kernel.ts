@@ -28,9 +28,11 @@ import type { DMA_IOMMU_INTERFACE, DMA_IOMMU_INTERFACE_EX } from "../hal/wdm/iom
 import { APC_LEVEL, DISPATCH_LEVEL, type KIRQL, PASSIVE_LEVEL } from "../hal/wdm/irql.js";
 import {
   type NTSTATUS,
+  STATUS_ACCESS_VIOLATION,
   STATUS_INSUFFICIENT_RESOURCES,
   STATUS_INVALID_PARAMETER,
   STATUS_NOT_SUPPORTED,
+  STATUS_OBJECT_NAME_INVALID,
   STATUS_SUCCESS,
 } from "../hal/wdm/ntstatus.js";
 import { CpuMemory } from "../platform/cpu-memory.js";
@@ -89,7 +91,6 @@ import {
   type LOCK_OPERATION,
   UserMode,
 } from "./mm-constants.js";
-import { STATUS_ACCESS_VIOLATION, STATUS_OBJECT_NAME_INVALID } from "./ntstatus-io.js";
 import { PoolAllocator } from "./pool-allocator.js";
 import {
   NonPagedPool,

@@ -10,7 +10,7 @@ import { BugCheck, DMA_COMMON_BUFFER_VECTOR_ERROR, DRIVER_VERIFIER_DMA_VIOLATION
 import { DISPATCH_LEVEL, PASSIVE_LEVEL } from "./wdm/irql.js";
 
 /** PAGE_FAULT_IN_NONPAGED_AREA: the HAL was given a kernel buffer with no page behind it. */
-export const PAGE_FAULT_IN_NONPAGED_AREA = 0x50;
+export { PAGE_FAULT_IN_NONPAGED_AREA } from "./wdm/bug-check.js";
 
 /** Parameter 1 of DRIVER_VERIFIER_DMA_VIOLATION, as documented. */
 export const DmaViolation = {

@@ -14,13 +14,17 @@ import {
 import { FILE_DEVICE_UNKNOWN, IO_NO_INCREMENT, LevelSensitive } from "../../src/ddi/io-constants.js";
 import { KDPC } from "../../src/ddi/kdpc.js";
 import type { Kernel } from "../../src/ddi/kernel.js";
-import { STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_INVALID } from "../../src/ddi/ntstatus-io.js";
 import { NonPagedPool, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED } from "../../src/ddi/pool-type.js";
 import { BugCheck } from "../../src/hal/wdm/bug-check.js";
 import { zeroedDeviceDescription } from "../../src/hal/wdm/device-description.js";
 import { IRP_MJ_READ } from "../../src/hal/wdm/device-object.js";
 import { MmCached, MmNonCached } from "../../src/hal/wdm/dma-v3-types.js";
-import { STATUS_INVALID_PARAMETER, STATUS_SUCCESS } from "../../src/hal/wdm/ntstatus.js";
+import {
+  STATUS_INVALID_PARAMETER,
+  STATUS_OBJECT_NAME_COLLISION,
+  STATUS_OBJECT_NAME_INVALID,
+  STATUS_SUCCESS,
+} from "../../src/hal/wdm/ntstatus.js";
 import { GiB, MiB, PAGE_SIZE } from "../../src/platform/page.js";
 import { bugCheckOf, ddiFixture, poolBuffer } from "./ddi-fixture.js";
 

@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 import type { PnpStateEvent } from "../../src/ddi/ddi-events.js";
 import { DriverRegistry } from "../../src/ddi/driver-registry.js";
 import { DO_DEVICE_INITIALIZING } from "../../src/ddi/io-constants.js";
-import { STATUS_IMAGE_ALREADY_LOADED } from "../../src/ddi/ntstatus-io.js";
 import { DISPATCH_LEVEL } from "../../src/hal/wdm/irql.js";
 import {
   STATUS_DEVICE_NOT_READY,
+  STATUS_IMAGE_ALREADY_LOADED,
   STATUS_PENDING,
   STATUS_SUCCESS,
   STATUS_UNSUCCESSFUL,

@@ -8,10 +8,9 @@ import {
   NormalPagePriority,
   UserMode,
 } from "../../src/ddi/mm-constants.js";
-import { STATUS_ACCESS_VIOLATION } from "../../src/ddi/ntstatus-io.js";
 import { NonPagedPool } from "../../src/ddi/pool-type.js";
 import { IRP_MJ_READ } from "../../src/hal/wdm/device-object.js";
-import { STATUS_SUCCESS } from "../../src/hal/wdm/ntstatus.js";
+import { STATUS_ACCESS_VIOLATION, STATUS_SUCCESS } from "../../src/hal/wdm/ntstatus.js";
 import { PAGE_SIZE } from "../../src/platform/page.js";
 import { ProcessManager } from "../../src/platform/process-manager.js";
 import { bugCheckOf, ddiFixture } from "./ddi-fixture.js";

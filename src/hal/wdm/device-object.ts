@@ -62,7 +62,10 @@ export interface DEVOBJ_EXTENSION {
 }
 
 export type DRIVER_DISPATCH = (DeviceObject: DEVICE_OBJECT, Irp: IRP) => NTSTATUS;
-export type DRIVER_ADD_DEVICE = (DriverObject: DRIVER_OBJECT, PhysicalDeviceObject: DEVICE_OBJECT) => NTSTATUS;
+export type DRIVER_ADD_DEVICE = (
+  DriverObject: DRIVER_OBJECT,
+  PhysicalDeviceObject: DEVICE_OBJECT,
+) => NTSTATUS;
 export type DRIVER_UNLOAD = (DriverObject: DRIVER_OBJECT) => void;
 export type DRIVER_STARTIO = (DeviceObject: DEVICE_OBJECT, Irp: IRP) => void;
 

@@ -97,7 +97,11 @@ export interface DMA_OPERATIONS {
     WriteToDevice: boolean,
   ): boolean;
   FreeAdapterChannel(DmaAdapter: DMA_ADAPTER): void;
-  FreeMapRegisters(DmaAdapter: DMA_ADAPTER, MapRegisterBase: MAP_REGISTER_BASE | undefined, NumberOfMapRegisters: number): void;
+  FreeMapRegisters(
+    DmaAdapter: DMA_ADAPTER,
+    MapRegisterBase: MAP_REGISTER_BASE | undefined,
+    NumberOfMapRegisters: number,
+  ): void;
   /** Length is in/out: the result's Length is the bytes actually mapped. */
   MapTransfer(
     DmaAdapter: DMA_ADAPTER,
@@ -119,14 +123,22 @@ export interface DMA_OPERATIONS {
     Context: unknown,
     WriteToDevice: boolean,
   ): NTSTATUS;
-  PutScatterGatherList(DmaAdapter: DMA_ADAPTER, ScatterGather: SCATTER_GATHER_LIST, WriteToDevice: boolean): void;
+  PutScatterGatherList(
+    DmaAdapter: DMA_ADAPTER,
+    ScatterGather: SCATTER_GATHER_LIST,
+    WriteToDevice: boolean,
+  ): void;
   // ---- Version 2 ----
   CalculateScatterGatherList(
     DmaAdapter: DMA_ADAPTER,
     Mdl: MDL | undefined,
     CurrentVa: PVOID,
     Length: number,
-  ): { readonly Status: NTSTATUS; readonly ScatterGatherListSize: number; readonly NumberOfMapRegisters: number };
+  ): {
+    readonly Status: NTSTATUS;
+    readonly ScatterGatherListSize: number;
+    readonly NumberOfMapRegisters: number;
+  };
   /** The list is written into the caller's buffer [ScatterGatherBuffer, +ScatterGatherLength). */
   BuildScatterGatherList(
     DmaAdapter: DMA_ADAPTER,
@@ -175,7 +187,11 @@ export interface DMA_OPERATIONS {
     WantMapRegisterBase: boolean,
   ): { readonly Status: NTSTATUS; readonly MapRegisterBase: MAP_REGISTER_BASE | undefined };
   ConfigureAdapterChannel(DmaAdapter: DMA_ADAPTER, FunctionNumber: number, Context: unknown): NTSTATUS;
-  CancelAdapterChannel(DmaAdapter: DMA_ADAPTER, DeviceObject: DEVICE_OBJECT, DmaTransferContext: DMA_TRANSFER_CONTEXT): boolean;
+  CancelAdapterChannel(
+    DmaAdapter: DMA_ADAPTER,
+    DeviceObject: DEVICE_OBJECT,
+    DmaTransferContext: DMA_TRANSFER_CONTEXT,
+  ): boolean;
   MapTransferEx(
     DmaAdapter: DMA_ADAPTER,
     Mdl: MDL,
@@ -188,7 +204,11 @@ export interface DMA_OPERATIONS {
     ScatterGatherBufferLength: number,
     DmaCompletionRoutine: DMA_COMPLETION_ROUTINE | undefined,
     CompletionContext: unknown,
-  ): { readonly Status: NTSTATUS; readonly Length: number; readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined };
+  ): {
+    readonly Status: NTSTATUS;
+    readonly Length: number;
+    readonly ScatterGatherList: SCATTER_GATHER_LIST | undefined;
+  };
   /** `WantScatterGatherList` stands for a non-NULL ScatterGatherList out-pointer. */
   GetScatterGatherListEx(
     DmaAdapter: DMA_ADAPTER,
@@ -268,7 +288,11 @@ export interface DMA_OPERATIONS {
     VectorIn: DMA_COMMON_BUFFER_VECTOR,
     Index: number,
   ): { readonly VirtualAddressOut: PVOID; readonly LogicalAddressOut: PHYSICAL_ADDRESS };
-  FreeCommonBufferFromVector(DmaAdapter: DMA_ADAPTER, VectorIn: DMA_COMMON_BUFFER_VECTOR, Index: number): void;
+  FreeCommonBufferFromVector(
+    DmaAdapter: DMA_ADAPTER,
+    VectorIn: DMA_COMMON_BUFFER_VECTOR,
+    Index: number,
+  ): void;
   FreeCommonBufferVector(DmaAdapter: DMA_ADAPTER, VectorIn: DMA_COMMON_BUFFER_VECTOR): void;
   CreateCommonBufferFromMdl(
     DmaAdapter: DMA_ADAPTER,

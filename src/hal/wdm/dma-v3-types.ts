@@ -38,13 +38,24 @@ export interface DMA_TRANSFER_INFO {
   Version: number;
   V1: { MapRegisterCount: number; ScatterGatherElementCount: number; ScatterGatherListSize: number };
   /** Version 2 adds LogicalPageCount. */
-  V2: { MapRegisterCount: number; ScatterGatherElementCount: number; ScatterGatherListSize: number; LogicalPageCount: number };
+  V2: {
+    MapRegisterCount: number;
+    ScatterGatherElementCount: number;
+    ScatterGatherListSize: number;
+    LogicalPageCount: number;
+  };
 }
 
 export function emptyDmaAdapterInfo(version = DMA_ADAPTER_INFO_VERSION1): DMA_ADAPTER_INFO {
   return {
     Version: version,
-    V1: { ReadDmaCounterAvailable: false, ScatterGatherLimit: 0, DmaAddressWidth: 0, Flags: 0, MinimumTransferUnit: 0 },
+    V1: {
+      ReadDmaCounterAvailable: false,
+      ScatterGatherLimit: 0,
+      DmaAddressWidth: 0,
+      Flags: 0,
+      MinimumTransferUnit: 0,
+    },
   };
 }
 
@@ -73,7 +84,10 @@ export const CommonBufferHardwareAccessWriteOnly = 1;
 export const CommonBufferHardwareAccessReadWrite = 2;
 
 export type DMA_COMMON_BUFFER_EXTENDED_CONFIGURATION =
-  | { ConfigType: typeof CommonBufferConfigTypeLogicalAddressLimits; LogicalAddressLimits: { Minimum: number; Maximum: number } }
+  | {
+      ConfigType: typeof CommonBufferConfigTypeLogicalAddressLimits;
+      LogicalAddressLimits: { Minimum: number; Maximum: number };
+    }
   | { ConfigType: typeof CommonBufferConfigTypeSubSection; SubSection: { Offset: number; Length: number } }
   | { ConfigType: typeof CommonBufferConfigTypeHardwareAccessPermissions; HardwareAccessPermissions: number };
 

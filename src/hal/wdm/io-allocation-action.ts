@@ -2,4 +2,7 @@
 export const KeepObject = 1;
 export const DeallocateObject = 2;
 export const DeallocateObjectKeepRegisters = 3;
-export type IO_ALLOCATION_ACTION = typeof KeepObject | typeof DeallocateObject | typeof DeallocateObjectKeepRegisters;
+export type IO_ALLOCATION_ACTION =
+  | typeof KeepObject
+  | typeof DeallocateObject
+  | typeof DeallocateObjectKeepRegisters;
