@@ -34,6 +34,10 @@ interface CacheEntry {
   readonly lines: Uint8Array;
 }
 
+/**
+ * Fields and helpers are TypeScript `private`, not `#`: tsx lowers #-members of decorated classes
+ * to WeakMap helpers, which would sit on every DMA.
+ */
 @injectable()
 export class CpuMemory {
   /** Pages the non-coherent cache holds at most (4 MiB, a last-level cache slice). */

@@ -65,6 +65,10 @@ interface PfnRange {
   readonly end: number;
 }
 
+/**
+ * Fields and helpers are TypeScript `private`, not `#`: tsx lowers #-members of decorated classes
+ * to WeakMap helpers, which would sit on every DMA.
+ */
 @injectable()
 export class FrameAllocator {
   /** Written over freed frames that hold host memory, so use-after-free reads stand out. */

@@ -80,6 +80,10 @@ interface SmallPoolPage {
   readonly granules: (KernelAllocation | undefined)[];
 }
 
+/**
+ * Fields and helpers are TypeScript `private`, not `#`: tsx lowers #-members of decorated classes
+ * to WeakMap helpers, which would sit on every DMA.
+ */
 @injectable()
 export class KernelMemory {
   private readonly frames: FrameAllocator;

@@ -65,6 +65,10 @@ interface Dpc {
   readonly label: string | undefined;
 }
 
+/**
+ * Fields and helpers are TypeScript `private`, not `#`: tsx lowers #-members of decorated classes
+ * to WeakMap helpers, which would sit on every DMA.
+ */
 @injectable()
 export class Scheduler {
   private readonly events: EventBus;
