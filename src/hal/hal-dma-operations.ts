@@ -649,7 +649,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     }
     if (record.poolVa !== undefined) this.releaseListMemory(adapter, record.poolVa, record.poolSize);
     this.listsPutBack.value++;
-    this.announceList(adapter, "put", ScatterGather, record.grant?.count ?? 0);
+    this.announceList(adapter, "put", ScatterGather, record.grant);
     if (record.grant !== undefined) this.arbiter.freeGrant(record.grant);
   }
 
@@ -1915,7 +1915,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     if (request.poolVa === undefined) writeScatterGatherList(this.kernel, request.va, list);
     this.rememberList(request);
     this.listsGot.value++;
-    this.announceList(adapter, "get", list, grant?.count ?? 0);
+    this.announceList(adapter, "get", list, grant);
     return list;
   }
 
@@ -2158,7 +2158,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
     adapter: AdapterObject,
     action: "get" | "put",
     list: SCATTER_GATHER_LIST,
-    registers: number,
+    grant: MapRegisterGrant | undefined,
   ): void {
     if (!this.listListened.active) return;
     let bytes = 0;
@@ -2169,7 +2169,7 @@ export class HalDmaOperations implements DMA_OPERATIONS {
       action,
       elements: list.NumberOfElements,
       bytes,
-      mapRegisters: registers,
+      mapRegisters: grant?.count ?? 0,
     });
   }
 }
