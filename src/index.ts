@@ -5,20 +5,20 @@
  */
 import "reflect-metadata";
 
+export { IoPermission } from "./iommu/io-page-table.js";
+export { Iommu } from "./iommu/iommu.js";
 export { Machine } from "./machine/machine.js";
 export {
   type MachineOptions,
-  type RemappingMode,
   REMAPPING_MODES,
+  type RemappingMode,
   resolveMachineOptions,
 } from "./machine/machine-options.js";
-export { Iommu } from "./iommu/iommu.js";
-export { IoPermission } from "./iommu/io-page-table.js";
-export { PhysicalMemory } from "./platform/physical-memory.js";
 export { FrameAllocator } from "./platform/frame-allocator.js";
 export { PciBus } from "./platform/pci-bus.js";
 export { PciDevice } from "./platform/pci-device.js";
-export { Scheduler } from "./platform/scheduler.js";
+export { PhysicalMemory } from "./platform/physical-memory.js";
 export { PlatformError } from "./platform/platform-error.js";
-export { EventBus } from "./trace/event-bus.js";
+export { Scheduler } from "./platform/scheduler.js";
 export { Counters } from "./trace/counters.js";
+export { EventBus } from "./trace/event-bus.js";

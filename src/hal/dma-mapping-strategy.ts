@@ -112,6 +112,10 @@ export interface DmaMappingStrategy {
    * buffer. Direct mapping needs it physically contiguous and reachable; remapping maps it with
    * the requested access. Undefined when that is impossible. The driver keeps owning the MDL.
    */
-  createCommonBufferFromMdl(adapter: AdapterObject, mdl: Mdl, request: MdlCommonBufferRequest): CommonBuffer | undefined;
+  createCommonBufferFromMdl(
+    adapter: AdapterObject,
+    mdl: Mdl,
+    request: MdlCommonBufferRequest,
+  ): CommonBuffer | undefined;
   resources(): MappingResources;
 }
