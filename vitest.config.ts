@@ -6,7 +6,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     environment: "node",
-    setupFiles: ["reflect-metadata"],
+    setupFiles: ["reflect-metadata", "./test/setup/fast-check-seed.ts"],
     testTimeout: 60_000,
     pool: "forks",
   },
