@@ -16,7 +16,7 @@
  * ends the access the same way as "unassigned" (a PCIe unsupported request).
  */
 import type { CounterCell, Counters } from "../trace/counters.js";
-import { EventBus } from "../trace/event-bus.js";
+import type { EventBus, ListenerFlag } from "../trace/event-bus.js";
 import { createTranslation, type DmaAccess, type DmaRemapper, type DmaTranslation } from "./dma-remapper.js";
 import { DMA_OK, type DmaFaultKind, type DmaResult, dmaResultKind } from "./dma-result.js";
 import { formatAddress } from "./page.js";
@@ -36,6 +36,7 @@ export class DmaPort {
   readonly #remapper: DmaRemapper;
   readonly #events: EventBus;
   readonly #counters: Counters;
+  readonly #transferWatched: ListenerFlag;
   readonly #readBytes: CounterCell;
   readonly #writeBytes: CounterCell;
   /** The current run's translation and the look-ahead one; swapped, never reallocated. */
@@ -56,6 +57,7 @@ export class DmaPort {
     this.#remapper = remapper;
     this.#events = events;
     this.#counters = counters;
+    this.#transferWatched = events.listenerFlag("device.transfer");
     this.#readBytes = counters.cell("dma.port.read.bytes");
     this.#writeBytes = counters.cell("dma.port.write.bytes");
   }
@@ -87,7 +89,7 @@ export class DmaPort {
     const moved = result.ok ? length : result.bytesDone;
     (access === "read" ? this.#readBytes : this.#writeBytes).value += moved;
     if (!result.ok) this.#counters.add(`dma.port.${result.kind}`);
-    if (this.#events.hasListeners("device.transfer")) {
+    if (this.#transferWatched.active) {
       this.#events.emit("device.transfer", {
         requesterId: this.requesterId,
         busAddress,
