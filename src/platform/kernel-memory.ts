@@ -17,10 +17,12 @@
  * different drivers and sizes share physical pages: the frames of those pages belong to the
  * "nonpaged-pool" owner, and each allocation records its own owner.
  */
+
 import { inject, injectable } from "inversify";
 import { CpuMemory } from "./cpu-memory.js";
 import { FrameAllocator } from "./frame-allocator.js";
 import { checkAddress, checkLength, formatAddress, PAGE_SIZE } from "./page.js";
+import { forEachPhysicalRun, type RunVisitor } from "./physical-runs.js";
 import { PlatformError } from "./platform-error.js";
 
 export const KERNEL_SPACE_START = 0x8000_0000_0000;
@@ -368,35 +370,22 @@ export class KernelMemory {
     }
   }
 
-  private forEachRun(
-    va: number,
-    length: number,
-    visit: (pa: number, done: number, length: number) => void,
-  ): void {
+  private forEachRun(va: number, length: number, visit: RunVisitor): void {
     let mapping: Mapping | undefined;
-    let done = 0;
-    let runPa = 0;
-    let runStart = 0;
-    let runLength = 0;
-    while (done < length) {
-      const address = va + done;
-      if (mapping === undefined || address >= mapping.va + mapping.pfns.length * PAGE_SIZE) {
-        mapping = this.mappingAt(address)!;
-      }
-      const offset = address - mapping.va;
-      const pa = mapping.pfns[Math.floor(offset / PAGE_SIZE)]! * PAGE_SIZE + (offset % PAGE_SIZE);
-      const chunk = Math.min(PAGE_SIZE - (offset % PAGE_SIZE), length - done);
-      if (runLength > 0 && runPa + runLength === pa) {
-        runLength += chunk;
-      } else {
-        if (runLength > 0) visit(runPa, runStart, runLength);
-        runPa = pa;
-        runStart = done;
-        runLength = chunk;
-      }
-      done += chunk;
-    }
-    if (runLength > 0) visit(runPa, runStart, runLength);
+    forEachPhysicalRun(
+      length,
+      (done, piece) => {
+        const address = va + done;
+        if (mapping === undefined || address >= mapping.va + mapping.pfns.length * PAGE_SIZE) {
+          mapping = this.mappingAt(address)!;
+        }
+        const offset = address - mapping.va;
+        piece.physicalAddress =
+          mapping.pfns[Math.floor(offset / PAGE_SIZE)]! * PAGE_SIZE + (offset % PAGE_SIZE);
+        piece.length = PAGE_SIZE - (offset % PAGE_SIZE);
+      },
+      visit,
+    );
   }
 }
 

@@ -7,9 +7,11 @@
  * Float64Array. User addresses are below 0x8000_0000_0000 and start at 64 KiB, as on Windows.
  * Frames of a process carry its own owner tag ("process:<id>:<name>").
  */
+
 import { CpuMemory } from "./cpu-memory.js";
 import { FrameAllocator } from "./frame-allocator.js";
 import { checkAddress, checkLength, formatAddress, LARGE_PAGE_SIZE, PAGE_SIZE } from "./page.js";
+import { forEachPhysicalRun } from "./physical-runs.js";
 import { PlatformError } from "./platform-error.js";
 
 export const USER_SPACE_START = 0x1_0000;
@@ -212,30 +214,20 @@ export class ProcessAddressSpace {
     visit: (pa: number, done: number, length: number) => void,
   ): void {
     this.#checkRange(va, length);
-    let done = 0;
-    let runPa = 0;
-    let runStart = 0;
-    let runLength = 0;
-    while (done < length) {
-      const address = va + done;
-      const entry = this.#lookup(address)!;
-      const size = entry.kind === "large" ? LARGE_PAGE_SIZE : PAGE_SIZE;
-      const pa =
-        entry.kind === "large"
-          ? entry.pfn * PAGE_SIZE + (address % LARGE_PAGE_SIZE)
-          : (entry.frames[pteIndex(address)]! - 1) * PAGE_SIZE + (address % PAGE_SIZE);
-      const chunk = Math.min(size - (address % size), length - done);
-      if (runLength > 0 && runPa + runLength === pa) {
-        runLength += chunk;
-      } else {
-        if (runLength > 0) visit(runPa, runStart, runLength);
-        runPa = pa;
-        runStart = done;
-        runLength = chunk;
-      }
-      done += chunk;
-    }
-    if (runLength > 0) visit(runPa, runStart, runLength);
+    forEachPhysicalRun(
+      length,
+      (done, piece) => {
+        const address = va + done;
+        const entry = this.#lookup(address)!;
+        const size = entry.kind === "large" ? LARGE_PAGE_SIZE : PAGE_SIZE;
+        piece.physicalAddress =
+          entry.kind === "large"
+            ? entry.pfn * PAGE_SIZE + (address % LARGE_PAGE_SIZE)
+            : (entry.frames[pteIndex(address)]! - 1) * PAGE_SIZE + (address % PAGE_SIZE);
+        piece.length = size - (address % size);
+      },
+      visit,
+    );
   }
 
   /**
