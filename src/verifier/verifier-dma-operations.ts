@@ -415,17 +415,17 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
         Context,
         WriteToDevice,
       );
-    if (ledger === undefined || !isLiveMdl(Mdl)) return forward(ExecutionRoutine);
-    const request = this.listRange(ledger, member, Mdl, CurrentVa, Length, WriteToDevice);
-    if (request === DROP) return STATUS_INVALID_PARAMETER;
-    if (typeof ExecutionRoutine !== "function" || !isDeviceObject(DeviceObject)) {
-      return forward(ExecutionRoutine);
-    }
-    const stack = this.verifier.stack();
-    return forward((device, irp, list, context) => {
-      this.listGranted(ledger, request, list, stack);
-      ExecutionRoutine(device, irp, list, context);
-    });
+    return this.verifyList(
+      ledger,
+      member,
+      DeviceObject,
+      Mdl,
+      CurrentVa,
+      Length,
+      ExecutionRoutine,
+      WriteToDevice,
+      forward,
+    );
   }
 
   PutScatterGatherList(
@@ -523,17 +523,17 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
         ScatterGatherBuffer,
         ScatterGatherLength,
       );
-    if (ledger === undefined || !isLiveMdl(Mdl)) return forward(ExecutionRoutine);
-    const request = this.listRange(ledger, member, Mdl, CurrentVa, Length, WriteToDevice);
-    if (request === DROP) return STATUS_INVALID_PARAMETER;
-    if (typeof ExecutionRoutine !== "function" || !isDeviceObject(DeviceObject)) {
-      return forward(ExecutionRoutine);
-    }
-    const stack = this.verifier.stack();
-    return forward((device, irp, list, context) => {
-      this.listGranted(ledger, request, list, stack);
-      ExecutionRoutine(device, irp, list, context);
-    });
+    return this.verifyList(
+      ledger,
+      member,
+      DeviceObject,
+      Mdl,
+      CurrentVa,
+      Length,
+      ExecutionRoutine,
+      WriteToDevice,
+      forward,
+    );
   }
 
   BuildMdlFromScatterGatherList(
@@ -1450,6 +1450,34 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
    * after it), a length (0x21), within the chain (0x24), resident (0x0E); then the checks the HAL
    * survives. DROP: log mode drops the call.
    */
+  /**
+   * Get- and BuildScatterGatherList alike: check the range against the MDL, then hand the HAL a
+   * wrapper of the driver's routine that books the list before the driver sees it.
+   */
+  private verifyList(
+    ledger: AdapterLedger | undefined,
+    member: string,
+    DeviceObject: DEVICE_OBJECT,
+    Mdl: MDL,
+    CurrentVa: PVOID,
+    Length: number,
+    ExecutionRoutine: DRIVER_LIST_CONTROL,
+    WriteToDevice: boolean,
+    forward: (routine: DRIVER_LIST_CONTROL) => NTSTATUS,
+  ): NTSTATUS {
+    if (ledger === undefined || !isLiveMdl(Mdl)) return forward(ExecutionRoutine);
+    const request = this.listRange(ledger, member, Mdl, CurrentVa, Length, WriteToDevice);
+    if (request === DROP) return STATUS_INVALID_PARAMETER;
+    if (typeof ExecutionRoutine !== "function" || !isDeviceObject(DeviceObject)) {
+      return forward(ExecutionRoutine);
+    }
+    const stack = this.verifier.stack();
+    return forward((device, irp, list, context) => {
+      this.listGranted(ledger, request, list, stack);
+      ExecutionRoutine(device, irp, list, context);
+    });
+  }
+
   private listRange(
     ledger: AdapterLedger,
     member: string,
