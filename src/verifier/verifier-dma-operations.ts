@@ -1446,11 +1446,6 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
   }
 
   /**
-   * Get/BuildScatterGatherList's range: CurrentVa in the first MDL (0x1F/1 before it, 0x1F/2
-   * after it), a length (0x21), within the chain (0x24), resident (0x0E); then the checks the HAL
-   * survives. DROP: log mode drops the call.
-   */
-  /**
    * Get- and BuildScatterGatherList alike: check the range against the MDL, then hand the HAL a
    * wrapper of the driver's routine that books the list before the driver sees it.
    */
@@ -1478,6 +1473,11 @@ export class VerifierDmaOperations implements DMA_OPERATIONS {
     });
   }
 
+  /**
+   * Get/BuildScatterGatherList's range: CurrentVa in the first MDL (0x1F/1 before it, 0x1F/2
+   * after it), a length (0x21), within the chain (0x24), resident (0x0E); then the checks the HAL
+   * survives. DROP: log mode drops the call.
+   */
   private listRange(
     ledger: AdapterLedger,
     member: string,
