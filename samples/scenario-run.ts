@@ -37,6 +37,8 @@ export interface ScenarioEnvironment {
   /** RAM in bytes (default 8 GiB, with the MMIO hole at 3 GiB). */
   readonly memory?: number;
   readonly seed?: number;
+  /** False for a machine whose DMA does not snoop the CPU caches (default true). */
+  readonly coherent?: boolean;
   /** Collects a Chrome trace of every machine, one process each. */
   readonly trace?: ChromeTraceExporter;
   readonly tracePid?: number;
@@ -107,7 +109,10 @@ export class ScenarioRun {
     this.mode = mode;
     this.environment = environment;
     this.seed = environment.seed ?? 1;
-    this.machine = new Machine({ memory: environment.memory, remapping: mode, seed: this.seed }, modules);
+    this.machine = new Machine(
+      { memory: environment.memory, remapping: mode, seed: this.seed, coherent: environment.coherent },
+      modules,
+    );
     this.kernel = this.machine.get(Kernel);
     this.io = this.machine.get(IoManager);
     this.host = new HostMemory(this.machine);

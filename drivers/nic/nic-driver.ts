@@ -445,6 +445,9 @@ export class NicDriver implements DriverContribution {
       return this.#complete(Irp, STATUS_INVALID_PARAMETER, 0);
     }
     k.IoMarkIrpPending(Irp);
+    // A VERSION2 adapter leaves the caches to the driver: the frame's dirty lines must reach
+    // memory before the chip reads it (a no-op on a coherent machine; reference section 5).
+    k.KeFlushIoBuffers(mdl, false, true);
     const old = k.KeRaiseIrql(DISPATCH_LEVEL);
     const status = adapter.DmaOperations.GetScatterGatherList(
       adapter,

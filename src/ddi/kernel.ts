@@ -865,8 +865,8 @@ export class Kernel {
   /**
    * MmAllocateContiguousMemorySpecifyCache, <= DISPATCH_LEVEL: one physically contiguous run in
    * [Lowest, Highest], not crossing a BoundaryAddressMultiple (0, or a power-of-two number of
-   * pages). NULL when the request is malformed or no run is free. The CPU model caches every
-   * page whatever CacheType says (see docs/ddi.md).
+   * pages). NULL when the request is malformed or no run is free. MmNonCached and
+   * MmWriteCombined memory bypasses the CPU cache of a non-coherent machine (see docs/memory.md).
    */
   MmAllocateContiguousMemorySpecifyCache(
     NumberOfBytes: number,
@@ -898,6 +898,7 @@ export class Kernel {
       lowest: LowestAcceptableAddress,
       highest: HighestAcceptableAddress,
       boundary,
+      cached: CacheType === MmCached,
     });
   }
 

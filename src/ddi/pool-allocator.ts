@@ -21,6 +21,8 @@ export interface ContiguousRequest {
   readonly highest: number;
   /** 0, or a power-of-two number of pages the run must not cross. */
   readonly boundary: number;
+  /** False for CacheType MmNonCached / MmWriteCombined. */
+  readonly cached: boolean;
 }
 
 @injectable()
@@ -117,6 +119,7 @@ export class PoolAllocator {
           maxAddress: request.highest,
           alignmentFrames: request.boundary === 0 ? 1 : request.boundary / PAGE_SIZE,
           tag: "MmCm",
+          cached: request.cached,
         }),
       () => 0,
     );

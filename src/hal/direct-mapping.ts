@@ -351,6 +351,7 @@ export class DirectMapping implements DmaMappingStrategy {
           maxAddress,
           alignmentFrames: alignment,
           tag: "HalC",
+          cached: request.cacheEnabled,
         });
       } catch (error) {
         if (error instanceof PlatformError && error.code === "no-memory") continue;

@@ -528,8 +528,12 @@ export class RemapMapping implements DmaMappingStrategy {
     let source: "pool" | "contiguous" = "pool";
     try {
       va = largePage
-        ? this.allocateLarge(bytes)
-        : this.kernel.allocateNonPaged(bytes, { owner: this.bufferOwner, tag: "DmaC" });
+        ? this.allocateLarge(bytes, request.cacheEnabled)
+        : this.kernel.allocateNonPaged(bytes, {
+            owner: this.bufferOwner,
+            tag: "DmaC",
+            cached: request.cacheEnabled,
+          });
       if (largePage && this.kernel.allocationAt(va)!.kind === "contiguous") source = "contiguous";
     } catch (error) {
       if (error instanceof PlatformError && error.code === "no-memory") return undefined;
@@ -899,17 +903,18 @@ export class RemapMapping implements DmaMappingStrategy {
   }
 
   /** Large-page memory: a 2 MiB aligned contiguous run when one is free, scattered pages otherwise. */
-  private allocateLarge(bytes: number): number {
+  private allocateLarge(bytes: number, cached: boolean): number {
     try {
       return this.kernel.allocateContiguous(bytes, {
         owner: this.bufferOwner,
         maxAddress: ANY_PHYSICAL,
         alignmentFrames: LARGE_PAGE_FRAMES,
         tag: "DmaC",
+        cached,
       });
     } catch (error) {
       if (!(error instanceof PlatformError) || error.code !== "no-memory") throw error;
-      return this.kernel.allocateNonPaged(bytes, { owner: this.bufferOwner, tag: "DmaC" });
+      return this.kernel.allocateNonPaged(bytes, { owner: this.bufferOwner, tag: "DmaC", cached });
     }
   }
 

@@ -12,6 +12,13 @@
  * invalidated. The cache keeps whole-page entries (a page copy and a state per line), bounded in
  * number, evicted in least-recently-used order (writing dirty lines back), recycled so that the
  * data path does not allocate once the cache is warm.
+ *
+ * Uncached frames: memory the OS maps non-cacheable (a common buffer with CacheEnabled FALSE,
+ * MmNonCached or MmWriteCombined contiguous memory) bypasses the cache, so CPU loads and stores
+ * reach PhysicalMemory at once and need no KeFlushIoBuffers (reference section 5: non-coherent
+ * platforms honour CacheEnabled). The attribute is a set of frame numbers, as large as the
+ * uncached memory in use, checked once per page; a coherent machine never fills it, because x86
+ * snoops DMA whatever the attribute.
  */
 import { inject, injectable } from "inversify";
 import { Counters } from "../trace/counters.js";
@@ -49,6 +56,8 @@ export class CpuMemory {
   /** Insertion order is recency order: the first entry is the least recently used. */
   private readonly cache = new Map<number, CacheEntry>();
   private readonly spare: CacheEntry[] = [];
+  /** Frames mapped non-cacheable (empty on a coherent machine). */
+  private readonly uncached = new Set<number>();
 
   constructor(
     @inject(PhysicalMemory) memory: PhysicalMemory,
@@ -65,6 +74,40 @@ export class CpuMemory {
     return this.cache.size;
   }
 
+  /** Frames currently mapped non-cacheable. */
+  get uncachedPages(): number {
+    return this.uncached.size;
+  }
+
+  /**
+   * Sets the caching attribute of whole frames, as mapping them MmCached or MmNonCached does. A
+   * frame turning uncached first has its dirty lines written back and its lines dropped (the
+   * cache maintenance Windows does when it changes a page's attribute), so no stale line can
+   * later shadow memory. A no-op on a coherent machine.
+   */
+  setCaching(pfns: readonly number[], cached: boolean): void {
+    for (const pfn of pfns) {
+      if (!Number.isSafeInteger(pfn) || pfn < 0 || !this.memory.isRam(pfn * PAGE_SIZE, PAGE_SIZE)) {
+        throw new PlatformError("out-of-range", `frame ${String(pfn)} is not RAM`);
+      }
+    }
+    if (this.coherent) return;
+    for (const pfn of pfns) {
+      if (cached) {
+        this.uncached.delete(pfn);
+        continue;
+      }
+      const entry = this.cache.get(pfn);
+      if (entry !== undefined) this.evict(entry, true);
+      this.uncached.add(pfn);
+    }
+  }
+
+  /** Whether CPU accesses to frame `pfn` go through the cache (always true when coherent). */
+  isCached(pfn: number): boolean {
+    return !this.uncached.has(pfn);
+  }
+
   /** A CPU load of [pa, pa + dst.length): cached lines win over memory. */
   read(pa: number, dst: Uint8Array): void {
     this.check(pa, dst.length);
@@ -73,6 +116,10 @@ export class CpuMemory {
       return;
     }
     this.forEachPage(pa, dst.length, (entry, offset, length, done) => {
+      if (entry === undefined) {
+        this.memory.read(pa + done, dst.subarray(done, done + length));
+        return;
+      }
       this.fillLines(entry, offset, offset + length);
       dst.set(entry.data.subarray(offset, offset + length), done);
     });
@@ -86,6 +133,10 @@ export class CpuMemory {
       return;
     }
     this.forEachPage(pa, src.length, (entry, offset, length, done) => {
+      if (entry === undefined) {
+        this.memory.write(pa + done, src.subarray(done, done + length));
+        return;
+      }
       // Read-for-ownership of the partly written lines at the edges only.
       const end = offset + length;
       if (offset % CACHE_LINE_SIZE !== 0 || length < CACHE_LINE_SIZE)
@@ -171,18 +222,23 @@ export class CpuMemory {
     }
   }
 
-  /** Visits each page of [pa, pa + length) with its cache entry (created or promoted to most recent). */
+  /**
+   * Visits each page of [pa, pa + length) with its cache entry (created or promoted to most
+   * recent), or undefined for an uncached frame.
+   */
   private forEachPage(
     pa: number,
     length: number,
-    visit: (entry: CacheEntry, offset: number, length: number, done: number) => void,
+    visit: (entry: CacheEntry | undefined, offset: number, length: number, done: number) => void,
   ): void {
+    const anyUncached = this.uncached.size > 0;
     let done = 0;
     while (done < length) {
       const address = pa + done;
       const offset = address % PAGE_SIZE;
       const chunk = Math.min(PAGE_SIZE - offset, length - done);
-      visit(this.entry((address - offset) / PAGE_SIZE), offset, chunk, done);
+      const pfn = (address - offset) / PAGE_SIZE;
+      visit(anyUncached && this.uncached.has(pfn) ? undefined : this.entry(pfn), offset, chunk, done);
       done += chunk;
     }
   }

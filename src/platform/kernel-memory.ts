@@ -16,6 +16,11 @@
  * 16-byte granules, from shared pool pages, as the Windows small pool does, so allocations of
  * different drivers and sizes share physical pages: the frames of those pages belong to the
  * "nonpaged-pool" owner, and each allocation records its own owner.
+ *
+ * Caching. An allocation or mapping is cached unless asked otherwise (MmNonCached: common buffers
+ * with CacheEnabled FALSE, MmAllocateContiguousMemorySpecifyCache): the attribute goes to
+ * CpuMemory for its frames, and freeing or unmapping gives them back cached. Uncached memory
+ * never comes from the shared small pool, whose pages other allocations use cached.
  */
 
 import { inject, injectable } from "inversify";
@@ -49,12 +54,16 @@ export interface KernelAllocation {
   readonly kind: KernelAllocationKind;
   /** Frames of the pages the allocation spans, in VA order. */
   readonly pfns: readonly number[];
+  /** False when mapped non-cacheable (MmNonCached). */
+  readonly cached: boolean;
 }
 
 export interface PoolRequest {
   readonly owner: number;
   /** Four-character pool tag, as ExAllocatePoolWithTag takes. */
   readonly tag?: string;
+  /** Default true; false maps the pages non-cacheable, on pages of their own. */
+  readonly cached?: boolean;
 }
 
 export interface ContiguousRequest {
@@ -65,6 +74,8 @@ export interface ContiguousRequest {
   /** Run alignment in frames (BoundaryAddressMultiple-style), default 1. */
   readonly alignmentFrames?: number;
   readonly tag?: string;
+  /** Default true: MmAllocateContiguousMemorySpecifyCache's CacheType is MmCached. */
+  readonly cached?: boolean;
 }
 
 /** A run of mapped pages. */
@@ -120,12 +131,13 @@ export class KernelMemory {
   allocateNonPaged(bytes: number, request: PoolRequest): number {
     checkSize(bytes);
     const tag = request.tag ?? "";
-    if (bytes <= SMALL_POOL_MAX) {
+    const cached = request.cached ?? true;
+    if (bytes <= SMALL_POOL_MAX && cached) {
       this.frames.ownerName(request.owner);
       return this.allocateSmall(bytes, request.owner, tag);
     }
     const pfns = this.frames.allocate(Math.ceil(bytes / PAGE_SIZE), { owner: request.owner });
-    return this.map(pfns, bytes, request.owner, tag, "pool");
+    return this.map(pfns, bytes, request.owner, tag, "pool", cached);
   }
 
   /** MmAllocateContiguousMemorySpecifyCache: one physically contiguous run below maxAddress. */
@@ -138,7 +150,7 @@ export class KernelMemory {
       maxAddress: request.maxAddress,
       ...(request.minAddress === undefined ? {} : { minAddress: request.minAddress }),
     });
-    return this.map(pfns, bytes, request.owner, request.tag ?? "", "contiguous");
+    return this.map(pfns, bytes, request.owner, request.tag ?? "", "contiguous", request.cached ?? true);
   }
 
   /**
@@ -158,6 +170,7 @@ export class KernelMemory {
       this.forEachRun(va, allocation.pfns.length * PAGE_SIZE, (pa, _done, length) =>
         this.cpu.discard(pa, length),
       );
+      if (!allocation.cached) this.cpu.setCaching(allocation.pfns, true);
       this.frames.free(allocation.pfns, allocation.owner);
       this.unmap(va);
     }
@@ -167,9 +180,10 @@ export class KernelMemory {
 
   /**
    * MmMapLockedPagesSpecifyCache(KernelMode): maps existing frames (locked user pages) into
-   * system space. The frames stay with their owner; `owner` says who asked for the mapping.
+   * system space. The frames stay with their owner; `owner` says who asked for the mapping;
+   * `cached` false is CacheType MmNonCached, until unmapPages.
    */
-  mapPages(pfns: readonly number[], owner: number): number {
+  mapPages(pfns: readonly number[], owner: number, cached = true): number {
     this.frames.ownerName(owner);
     if (pfns.length === 0) throw new PlatformError("bad-length", "cannot map zero pages");
     for (const pfn of pfns) {
@@ -180,7 +194,7 @@ export class KernelMemory {
         );
       }
     }
-    return this.map([...pfns], pfns.length * PAGE_SIZE, owner, "", "system-mapping");
+    return this.map([...pfns], pfns.length * PAGE_SIZE, owner, "", "system-mapping", cached);
   }
 
   /** MmUnmapLockedPages: removes a mapping made by mapPages; the frames are not freed. */
@@ -192,6 +206,7 @@ export class KernelMemory {
         `${formatAddress(va)} is an allocation, not a system mapping: use free`,
       );
     }
+    if (!allocation.cached) this.cpu.setCaching(allocation.pfns, true);
     this.unmap(va);
     this.allocations.delete(va);
     this.released.add(va);
@@ -286,6 +301,7 @@ export class KernelMemory {
       tag,
       kind: "small-pool",
       pfns: [page.pfn],
+      cached: true,
     };
     page.granules.fill(allocation, first, first + count);
     this.allocations.set(va, allocation);
@@ -293,9 +309,17 @@ export class KernelMemory {
     return va;
   }
 
-  private map(pfns: number[], size: number, owner: number, tag: string, kind: KernelAllocationKind): number {
+  private map(
+    pfns: number[],
+    size: number,
+    owner: number,
+    tag: string,
+    kind: KernelAllocationKind,
+    cached: boolean,
+  ): number {
     const va = this.reserve(pfns.length, kind === "system-mapping");
-    const allocation: KernelAllocation = { va, size, owner, tag, kind, pfns };
+    if (!cached) this.cpu.setCaching(pfns, false);
+    const allocation: KernelAllocation = { va, size, owner, tag, kind, pfns, cached };
     this.insertMapping({ va, pfns, allocation });
     this.allocations.set(va, allocation);
     return va;

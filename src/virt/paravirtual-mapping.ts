@@ -349,7 +349,7 @@ export class ParavirtualMapping extends DirectMapping {
         return undefined;
       }
       const pfns = Array.from({ length: pages }, (_, i) => this.regionFirstPfn + first + i);
-      const va = this.pvKernel.mapPages(pfns, this.regionOwner);
+      const va = this.pvKernel.mapPages(pfns, this.regionOwner, request.cacheEnabled);
       buffer = new ParavirtualCommonBuffer(
         adapter,
         va,
@@ -376,7 +376,7 @@ export class ParavirtualMapping extends DirectMapping {
         if (error instanceof PlatformError && error.code === "no-memory") return undefined;
         throw error;
       }
-      const va = this.pvKernel.mapPages(pfns, this.coherentOwner);
+      const va = this.pvKernel.mapPages(pfns, this.coherentOwner, request.cacheEnabled);
       buffer = new ParavirtualCommonBuffer(
         adapter,
         va,

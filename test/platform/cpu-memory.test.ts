@@ -118,3 +118,53 @@ describe("CpuMemory, non-coherent", () => {
     expect(c.cachedPages).toBe(0);
   });
 });
+
+describe("CpuMemory, uncached frames", () => {
+  const PFN = Math.floor(BUFFER / PAGE_SIZE);
+
+  it("reaches memory at once in both directions, with no flush or invalidate", () => {
+    const { memory, cpu: c } = cpu(false);
+    c.setCaching([PFN], false);
+    c.write(BUFFER, new Uint8Array([1, 2, 3]));
+    expect([...deviceRead(memory, BUFFER, 3)]).toEqual([1, 2, 3]);
+    memory.write(BUFFER, new Uint8Array([9]));
+    const seen = new Uint8Array(1);
+    c.read(BUFFER, seen);
+    expect(seen[0]).toBe(9);
+    expect(c.cachedPages).toBe(0);
+    expect(c.uncachedPages).toBe(1);
+  });
+
+  it("bypasses the cache only on the uncached page of an access spanning two", () => {
+    const { memory, cpu: c } = cpu(false);
+    const first = PFN;
+    c.setCaching([first + 1], false);
+    const end = (first + 1) * PAGE_SIZE;
+    c.write(end - 4, new Uint8Array(8).fill(7));
+    expect([...deviceRead(memory, end - 4, 8)]).toEqual([0, 0, 0, 0, 7, 7, 7, 7]);
+    expect(c.isCached(first)).toBe(true);
+    expect(c.isCached(first + 1)).toBe(false);
+  });
+
+  it("writes dirty lines back when a frame turns uncached, and caches again once restored", () => {
+    const { memory, cpu: c } = cpu(false);
+    c.write(BUFFER, new Uint8Array([5, 6]));
+    c.setCaching([PFN], false);
+    expect([...deviceRead(memory, BUFFER, 2)]).toEqual([5, 6]);
+    expect(c.cachedPages).toBe(0);
+    c.setCaching([PFN], true);
+    c.write(BUFFER, new Uint8Array([8]));
+    expect(deviceRead(memory, BUFFER, 1)[0]).toBe(5);
+    expect(c.uncachedPages).toBe(0);
+  });
+
+  it("is a no-op on a coherent machine and rejects frames that are not RAM", () => {
+    const { cpu: coherent } = cpu(true);
+    coherent.setCaching([PFN], false);
+    expect(coherent.uncachedPages).toBe(0);
+    expect(coherent.isCached(PFN)).toBe(true);
+    const { cpu: c } = cpu(false);
+    expect(() => c.setCaching([PFN, (3 * GiB) / PAGE_SIZE], false)).toThrow(PlatformError);
+    expect(c.uncachedPages).toBe(0);
+  });
+});
