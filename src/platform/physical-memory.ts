@@ -140,6 +140,18 @@ export class PhysicalMemory {
       this.#reject(address, length);
     }
     const whole = srcOffset === 0 && length === src.length;
+    const pfn = Math.floor(address / PAGE_SIZE);
+    const offset = address - pfn * PAGE_SIZE;
+    const slot = offset + length <= PAGE_SIZE ? this.#slot(pfn) : -1;
+    if (slot >= 0) {
+      // One touched frame: the common DMA page, written without walking runs.
+      const base = (slot % SLAB_FRAMES) * PAGE_SIZE + offset;
+      this.#slabs[Math.floor(slot / SLAB_FRAMES)]!.set(
+        whole ? src : src.subarray(srcOffset, srcOffset + length),
+        base,
+      );
+      return;
+    }
     let done = 0;
     while (done < length) {
       const run = this.#run(address + done, length - done, true);
